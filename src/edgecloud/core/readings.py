@@ -1,0 +1,145 @@
+"""Device telemetry: the reading a device publishes on ``devices/{device_id}/telemetry``.
+
+``parse_reading`` is the one entry point for untrusted bytes. It never raises anything but
+``InvalidReading``, whose ``reason`` is one of ``REASONS``, so callers can count and keep dead
+letters by reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
+
+from edgecloud.core.errors import InvalidReading
+
+ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+_ID_RE = re.compile(ID_PATTERN)
+DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_ARRAY_LEN = 65_536
+
+REASONS = (
+    "too_large",  # payload over the size limit
+    "bad_encoding",  # not UTF-8
+    "bad_json",  # not parseable JSON
+    "not_object",  # JSON, but not an object
+    "missing_field",  # device_id, seq, ts or values absent
+    "wrong_type",  # a field of the wrong type or shape
+    "non_finite",  # NaN or +/-Infinity anywhere
+    "bad_device_id",  # device id not matching ID_PATTERN
+    "bad_topic",  # topic not devices/{id}/telemetry
+    "device_mismatch",  # body device_id differs from the topic's
+    "bad_timestamp",  # ts neither RFC 3339 nor epoch seconds
+)
+
+Number = StrictInt | StrictFloat
+ValueName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+Value = Number | Annotated[list[Number], Field(min_length=1, max_length=MAX_ARRAY_LEN)]
+
+
+class Reading(BaseModel):
+    """One device reading. (``device_id``, ``seq``) identifies it end to end."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    device_id: Annotated[str, Field(pattern=ID_PATTERN)]
+    seq: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
+    ts: datetime
+    values: Annotated[dict[ValueName, Value], Field(min_length=1, max_length=1024)]
+
+
+def device_id_from_topic(topic: str) -> str:
+    """``devices/{id}/telemetry`` -> ``id``; raises InvalidReading(bad_topic)."""
+    parts = topic.split("/")
+    if len(parts) != 3 or parts[0] != "devices" or parts[2] != "telemetry":
+        raise InvalidReading("bad_topic", f"topic {topic!r} is not devices/{{device_id}}/telemetry")
+    if not _ID_RE.match(parts[1]):
+        raise InvalidReading("bad_device_id", f"device id {parts[1]!r} in topic is not valid")
+    return parts[1]
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidReading("non_finite", f"{name} is not a finite number")
+
+
+def _parse_ts(raw: Any) -> datetime:
+    if isinstance(raw, bool):
+        raise InvalidReading("wrong_type", "ts must be an RFC 3339 string or epoch seconds")
+    if isinstance(raw, int | float):
+        if not math.isfinite(raw) or raw < 0 or raw > 32503680000:
+            raise InvalidReading("bad_timestamp", f"epoch seconds {raw!r} out of range")
+        return datetime.fromtimestamp(raw, tz=UTC)
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise InvalidReading("bad_timestamp", f"ts {raw!r} is not RFC 3339") from exc
+        if parsed.tzinfo is None:
+            raise InvalidReading("bad_timestamp", f"ts {raw!r} has no UTC offset")
+        return parsed.astimezone(UTC)
+    raise InvalidReading("wrong_type", "ts must be an RFC 3339 string or epoch seconds")
+
+
+def _check_finite(reading: Reading) -> None:
+    # json.loads turns an overflowing literal such as 1e400 into inf without a hook call.
+    for name, value in reading.values.items():
+        if isinstance(value, list):
+            if not all(math.isfinite(v) for v in value):
+                raise InvalidReading("non_finite", f"values.{name} holds a non-finite number")
+        elif not math.isfinite(value):
+            raise InvalidReading("non_finite", f"values.{name} is not a finite number")
+
+
+def _reason_for(exc: ValidationError) -> InvalidReading:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    kind = err["type"]
+    if kind == "missing":
+        return InvalidReading("missing_field", f"field {loc!r} is required")
+    if loc == "device_id" and kind == "string_pattern_mismatch":
+        return InvalidReading("bad_device_id", "device_id must be 1-64 chars of [A-Za-z0-9._-]")
+    return InvalidReading("wrong_type", f"{loc}: {err['msg']}")
+
+
+def parse_reading(
+    topic: str | None,
+    payload: bytes,
+    max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+) -> Reading:
+    """Validate one telemetry payload; ``topic`` None skips the topic check."""
+    if len(payload) > max_bytes:
+        raise InvalidReading("too_large", f"payload is {len(payload)} bytes, limit {max_bytes}")
+    topic_device = device_id_from_topic(topic) if topic is not None else None
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidReading("bad_encoding", f"payload is not UTF-8: {exc.reason}") from exc
+    try:
+        body = json.loads(text, parse_constant=_reject_constant)
+    except InvalidReading:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise InvalidReading("bad_json", f"payload is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidReading("not_object", f"payload is JSON {type(body).__name__}, not an object")
+    if "ts" not in body:
+        raise InvalidReading("missing_field", "field 'ts' is required")
+    body["ts"] = _parse_ts(body["ts"])
+    try:
+        reading = Reading.model_validate(body)
+    except ValidationError as exc:
+        raise _reason_for(exc) from exc
+    _check_finite(reading)
+    if topic_device is not None and reading.device_id != topic_device:
+        raise InvalidReading(
+            "device_mismatch",
+            f"body device_id {reading.device_id!r} differs from topic device {topic_device!r}",
+        )
+    return reading

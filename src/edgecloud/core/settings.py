@@ -1,0 +1,101 @@
+"""Settings shared by the roles. Each role composes these into its own class
+(``edge/settings.py``, ``sync/settings.py``, ``cloud/settings.py``), built once in ``main()``.
+
+Every field reads from the environment with the ``EDGECLOUD_`` prefix, e.g. ``mqtt_url`` from
+``EDGECLOUD_MQTT_URL``. Flags override the environment; the defaults point at the local dev
+stack (``edgecloud dev up``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from edgecloud.core.errors import ConfigError
+
+DEV_SECRET = "changeme-dev"  # the only default secret; refused when EDGECLOUD_ENV=production
+
+
+class BaseRoleSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EDGECLOUD_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    def refuse_dev_secret(self, name: str, value: str | None) -> None:
+        if self.env == "production" and value == DEV_SECRET:
+            raise ConfigError(f"{name} is the development default; set a real secret")
+
+
+class MqttSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EDGECLOUD_", extra="ignore")
+
+    mqtt_url: str = Field("mqtt://127.0.0.1:11883", description="mqtt:// or mqtts:// URL")
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    mqtt_ca_file: str | None = Field(None, description="CA bundle for mqtts://")
+    mqtt_cert_file: str | None = Field(None, description="TLS client certificate")
+    mqtt_key_file: str | None = Field(None, description="TLS client key")
+    mqtt_client_id: str | None = Field(None, description="defaults to a name from role and node")
+    mqtt_keepalive_s: int = 30
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_scheme(cls, v: str) -> str:
+        if not v.startswith(("mqtt://", "mqtts://", "tcp://", "ssl://")):
+            raise ValueError("mqtt_url must start with mqtt:// or mqtts://")
+        return v
+
+
+class KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EDGECLOUD_", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    kafka_topic_prefix: str = Field("", description="prefix for every Kafka topic name")
+    kafka_config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="extra librdkafka settings as JSON, e.g. SASL/SCRAM or TLS",
+    )
+
+    @field_validator("kafka_config", mode="before")
+    @classmethod
+    def _json_dict(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            try:
+                v = json.loads(v) if v.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"EDGECLOUD_KAFKA_CONFIG is not JSON: {exc}") from exc
+        return v
+
+
+class DatabaseSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EDGECLOUD_", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///edgecloud.db",
+        description="SQLAlchemy URL: postgresql+psycopg://... or sqlite:///file.db",
+    )
+
+    @model_validator(mode="after")
+    def _normalise_driver(self) -> DatabaseSettings:
+        url = self.database_url
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            self.database_url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return self
+
+
+def parse_labels(text: str | dict[str, str]) -> dict[str, str]:
+    """``"site=a,zone=b"`` -> ``{"site": "a", "zone": "b"}`` (dicts pass through)."""
+    if isinstance(text, dict):
+        return text
+    labels: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if "=" not in part:
+            raise ConfigError(f"label {part!r} is not key=value")
+        key, value = part.split("=", 1)
+        labels[key.strip()] = value.strip()
+    return labels
