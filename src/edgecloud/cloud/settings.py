@@ -1,0 +1,74 @@
+"""Settings of the cloud role (``edgecloud cloud api`` and ``edgecloud cloud worker``).
+
+Built once in the CLI command and passed down. Every field reads ``EDGECLOUD_<NAME>`` except the
+OpenAI pair, which reads the plain ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL`` that the SDK and
+NVIDIA NIM users already set (``EDGECLOUD_OPENAI_*`` is accepted too).
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
+
+from edgecloud.core.settings import BaseRoleSettings, DatabaseSettings, KafkaSettings
+
+DEFAULT_GROUP_ID = "edgecloud-cloud-worker"
+
+
+class CloudSettings(BaseRoleSettings, DatabaseSettings, KafkaSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="EDGECLOUD_", extra="ignore", populate_by_name=True
+    )
+
+    # --- REST API (edgecloud cloud api) ---
+    api_host: str = Field("127.0.0.1", description="address the REST API listens on")
+    api_port: int = Field(8400, ge=0, le=65535, description="port of the REST API")
+    max_body_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="largest request body (model bundles); 413 above"
+    )
+
+    # --- Kafka worker (edgecloud cloud worker) ---
+    kafka_group_id: str = Field(DEFAULT_GROUP_ID, description="consumer group of the worker")
+    worker_batch_size: int = Field(
+        2000, ge=1, le=100_000, description="Kafka messages consumed and committed per DB batch"
+    )
+    worker_poll_timeout_s: float = Field(
+        0.5, gt=0, description="longest wait for a batch to fill before it is written"
+    )
+    worker_metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="serve Prometheus /metrics of the worker on this port"
+    )
+    worker_migrate: bool = Field(True, description="upgrade the cloud schema to head at start")
+
+    # --- escalation (readings with escalate=true -> OpenAI-compatible LLM) ---
+    openai_api_key: str | None = Field(
+        None,
+        validation_alias=AliasChoices("OPENAI_API_KEY", "EDGECLOUD_OPENAI_API_KEY"),
+        description="OPENAI_API_KEY; escalation is disabled without it",
+    )
+    openai_base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("OPENAI_BASE_URL", "EDGECLOUD_OPENAI_BASE_URL"),
+        description="OPENAI_BASE_URL: OpenAI, NVIDIA NIM or any OpenAI-compatible server",
+    )
+    escalation_model: str = Field("gpt-4o-mini", description="chat model used for escalation")
+    escalation_concurrency: int = Field(4, ge=1, le=256, description="requests in flight at most")
+    escalation_timeout_s: float = Field(30.0, gt=0, description="timeout of one LLM request")
+    escalation_max_attempts: int = Field(4, ge=1, le=20, description="tries per reading")
+    escalation_backoff_s: float = Field(0.5, ge=0, description="first retry delay (doubles)")
+    escalation_backoff_max_s: float = Field(30.0, ge=0, description="longest retry delay")
+    escalation_breaker_failures: int = Field(
+        5, ge=1, description="consecutive failures that open the circuit breaker"
+    )
+    escalation_breaker_cooldown_s: float = Field(
+        30.0, ge=0, description="open breaker waits this long before one half-open probe"
+    )
+    escalation_token_budget: int = Field(
+        200_000, ge=0, description="LLM tokens per budget period (0: no escalation)"
+    )
+    escalation_budget_period_s: float = Field(3600.0, gt=0, description="length of the period")
+    escalation_max_tokens: int = Field(400, ge=16, description="max_tokens of one completion")
+
+    @property
+    def escalation_enabled(self) -> bool:
+        return bool(self.openai_api_key)
