@@ -10,6 +10,7 @@
      +-- SignatureError         a bundle's signature or digest does not verify
      +-- TransportError         a broker / database / HTTP peer failed (wraps the SDK error)
      |    +-- Backpressure      the next hop is full; retry later, do not drop
+     |    +-- RateLimited       the peer said 429; ``retry_after_s`` when it told us
      +-- ServiceError           a local service (Postgres, Mosquitto, Kafka) cannot start
 
 Adapters translate SDK exceptions into these with ``raise ... from exc``.
@@ -61,6 +62,14 @@ class TransportError(EdgecloudError):
 
 class Backpressure(TransportError):
     pass
+
+
+class RateLimited(TransportError):
+    """The peer refused for rate (HTTP 429); ``retry_after_s`` is its hint, if any."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class ServiceError(EdgecloudError):
