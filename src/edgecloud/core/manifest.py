@@ -1,0 +1,336 @@
+"""The model bundle manifest (CONTRACT section 6): what a bundle holds and how to run it.
+
+A bundle is a folder with ``manifest.yaml``, the model file it names (runtime ``onnx``) and
+``signature.json`` (see ``signing.py``). ``open_bundle`` reads and checks the folder; every
+problem is an ``InvalidManifest`` whose ``reason`` is one of ``REASONS``.
+
+Inputs are keyed by the ONNX input name; each says where its tensor comes from::
+
+    inputs:
+      features: {from: values, names: [temperature, vibration_rms]}  # scalars, in order -> last dim
+      audio: {from: array, value: audio}                             # one array value
+      sample_rate: {from: constant, value: 16000, dtype: int64}      # any dtype
+      h_in: {from: state, output: h_out, initial: {zeros: [8]}}      # fed back per device
+
+The manifest is signed as the raw mapping read from YAML (``Bundle.raw``), not as this model's
+dump, so that a newer edgecloud with more defaults still verifies an older bundle.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edgecloud.core.errors import InvalidManifest
+
+MANIFEST_FILE = "manifest.yaml"
+SIGNATURE_FILE = "signature.json"
+
+REASONS = (
+    "not_found",  # no manifest.yaml in the folder
+    "too_large",  # manifest or model file over the size limit
+    "bad_yaml",  # manifest is not parseable YAML
+    "not_mapping",  # YAML, but not a mapping
+    "missing_field",  # a required field is absent
+    "invalid_field",  # a field of the wrong type, value or name
+    "inconsistent",  # fields that contradict each other (decision on an unmapped output)
+    "unsafe_path",  # file escapes the bundle folder (.., absolute, symlink out)
+    "file_missing",  # the model file named by ``file`` is not there
+)
+
+DTYPES = (
+    "float16", "float32", "float64", "int8", "int16", "int32", "int64",
+    "uint8", "uint16", "uint32", "uint64", "bool", "string",
+)  # fmt: skip
+Dtype = Literal[
+    "float16", "float32", "float64", "int8", "int16", "int32", "int64",
+    "uint8", "uint16", "uint32", "uint64", "bool", "string",
+]  # fmt: skip
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+VERSION_PATTERN = r"^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$"
+Scalar = int | float | bool | str
+Tensor = Scalar | list[Any]
+
+
+@dataclass(frozen=True)
+class ManifestLimits:
+    max_manifest_bytes: int = 64 * 1024
+    max_file_bytes: int = 512 * 1024 * 1024
+    max_inputs: int = 64
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ValuesInput(_Strict):
+    """Named scalar reading values, in order, as the last dimension."""
+
+    from_: Literal["values"] = Field(alias="from")
+    names: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    dtype: Dtype | None = None  # default: the model input's dtype
+
+
+class ArrayInput(_Strict):
+    """One array reading value (e.g. an audio frame) as the trailing dimension."""
+
+    from_: Literal["array"] = Field(alias="from")
+    value: Annotated[str, Field(min_length=1)]
+    dtype: Dtype | None = None
+
+
+class ConstantInput(_Strict):
+    """The same tensor for every reading (broadcast over the batch where the model has one)."""
+
+    from_: Literal["constant"] = Field(alias="from")
+    value: Tensor
+    dtype: Dtype
+
+
+class Zeros(_Strict):
+    zeros: list[Annotated[int, Field(ge=1)]]
+
+
+class StateInput(_Strict):
+    """An output of the previous call for the same device, fed back; ``initial`` at first."""
+
+    from_: Literal["state"] = Field(alias="from")
+    output: Annotated[str, Field(min_length=1)]
+    initial: Zeros | Tensor
+
+
+InputSpec = Annotated[
+    ValuesInput | ArrayInput | ConstantInput | StateInput, Field(discriminator="from_")
+]
+
+
+class OutputRef(_Strict):
+    """Which ONNX output (and which element of its per-reading row) a result comes from.
+
+    ``reduce``: ``argmax`` (the index of the largest element, named by ``classes`` if given)
+    or ``max`` (the largest element) over the row, instead of ``index``.
+    """
+
+    output: Annotated[str, Field(min_length=1)]
+    index: Annotated[int, Field(ge=0)] | None = None
+    reduce: Literal["argmax", "max"] | None = None
+    classes: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> OutputRef:
+        if self.index is not None and self.reduce is not None:
+            raise ValueError("give either index or reduce, not both")
+        return self
+
+
+def _ref(value: Any) -> Any:
+    return {"output": value} if isinstance(value, str) else value
+
+
+class Outputs(_Strict):
+    score: OutputRef | None = None
+    label: OutputRef | None = None
+    confidence: OutputRef | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data: Any) -> Any:  # ``score: name`` for ``score: {output: name}``
+        return {k: _ref(v) for k, v in data.items()} if isinstance(data, dict) else data
+
+
+class Rule(_Strict):
+    """True when any given condition holds."""
+
+    score_above: float | None = None
+    label_in: list[str | int] | None = None
+    confidence_below: float | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Rule:
+        if self.score_above is None and self.label_in is None and self.confidence_below is None:
+            raise ValueError("a rule needs score_above, label_in or confidence_below")
+        return self
+
+    def holds(self, score: float | None, label: Any, confidence: float | None) -> bool:
+        return (
+            (self.score_above is not None and score is not None and score > self.score_above)
+            or (self.label_in is not None and label is not None and label in self.label_in)
+            or (
+                self.confidence_below is not None
+                and confidence is not None
+                and confidence < self.confidence_below
+            )
+        )
+
+
+class Decision(_Strict):
+    anomaly: Rule
+    escalate: Rule | None = None
+
+
+class OpenAISpec(_Strict):
+    """Runtime ``openai``: an OpenAI-compatible endpoint (a NIM) answers for each reading.
+
+    The base URL is read from ``base_url_env`` when set there, else ``base_url``; the key from
+    ``api_key_env``. ``prompt`` is a ``str.format`` template with ``{device_id}``, ``{seq}``,
+    ``{ts}`` and ``{values}`` (the values as JSON). The answer is a JSON object; ``score_key``,
+    ``label_key``, ``anomaly_key`` and ``confidence_key`` name its fields.
+    """
+
+    model: Annotated[str, Field(min_length=1)]
+    base_url: str | None = None
+    base_url_env: str | None = "EDGECLOUD_NIM_BASE_URL"
+    api_key_env: str | None = "EDGECLOUD_NIM_API_KEY"
+    system: str = "You are an industrial sensor anomaly detector. Answer in JSON only."
+    prompt: Annotated[str, Field(min_length=1)]
+    json_schema: dict[str, Any] | None = None
+    score_key: str = "score"
+    label_key: str | None = "label"
+    anomaly_key: str | None = "anomaly"
+    confidence_key: str | None = None
+    timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    concurrency: Annotated[int, Field(ge=1, le=256)] = 4
+
+
+class Manifest(_Strict):
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    version: Annotated[str, Field(pattern=VERSION_PATTERN)]
+    runtime: Literal["onnx", "openai"]
+    file: str | None = None
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    description: str | None = None
+    inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    outputs: Outputs = Field(default_factory=Outputs)
+    decision: Decision
+    openai: OpenAISpec | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    limits: dict[str, float] = Field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def state_outputs(self) -> dict[str, str]:
+        """ONNX state output name -> the input it feeds."""
+        return {s.output: name for name, s in self.inputs.items() if isinstance(s, StateInput)}
+
+
+def _check_consistent(m: Manifest, limits: ManifestLimits) -> None:
+    def bad(detail: str) -> InvalidManifest:
+        return InvalidManifest("inconsistent", detail)
+
+    if m.runtime == "onnx":
+        if not m.file or not m.sha256:
+            raise InvalidManifest("missing_field", "runtime onnx needs 'file' and 'sha256'")
+        if not m.inputs:
+            raise InvalidManifest("missing_field", "runtime onnx needs 'inputs'")
+        if len(m.inputs) > limits.max_inputs:
+            raise InvalidManifest("too_large", f"{len(m.inputs)} inputs, limit {limits.max_inputs}")
+        if m.outputs.score is None and m.outputs.label is None:
+            raise bad("outputs must map at least one of score or label")
+    elif m.openai is None:
+        raise InvalidManifest("missing_field", "runtime openai needs an 'openai' section")
+    elif (m.file is None) != (m.sha256 is None):
+        raise bad("'file' and 'sha256' go together")
+    rules = [("anomaly", m.decision.anomaly), ("escalate", m.decision.escalate)]
+    mapped = {"score": True, "label": True, "confidence": True}
+    if m.runtime == "onnx":
+        mapped = {k: getattr(m.outputs, k) is not None for k in mapped}
+    elif m.openai is not None:
+        mapped["confidence"] = m.openai.confidence_key is not None
+        mapped["label"] = m.openai.label_key is not None
+    for which, rule in rules:
+        if rule is None:
+            continue
+        for field, key in (("score_above", "score"), ("label_in", "label")):
+            if getattr(rule, field) is not None and not mapped[key]:
+                raise bad(f"decision.{which}.{field} but no {key} output is mapped")
+        if rule.confidence_below is not None and not mapped["confidence"]:
+            raise bad(f"decision.{which}.confidence_below but no confidence output is mapped")
+
+
+def _reason_for(exc: ValidationError) -> InvalidManifest:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "missing":
+        return InvalidManifest("missing_field", f"field {loc!r} is required")
+    return InvalidManifest("invalid_field", f"{loc or 'manifest'}: {err['msg']}")
+
+
+def parse_manifest(
+    text: str | bytes, limits: ManifestLimits | None = None
+) -> tuple[Manifest, dict[str, Any]]:
+    """Manifest text -> (checked manifest, the raw mapping that is signed)."""
+    limits = limits or ManifestLimits()
+    size = len(text.encode() if isinstance(text, str) else text)
+    if size > limits.max_manifest_bytes:
+        raise InvalidManifest(
+            "too_large", f"manifest is {size} bytes, limit {limits.max_manifest_bytes}"
+        )
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidManifest("bad_yaml", f"manifest is not YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise InvalidManifest(
+            "not_mapping", f"manifest is YAML {type(raw).__name__}, not a mapping"
+        )
+    try:
+        manifest = Manifest.model_validate(raw)
+    except ValidationError as exc:
+        raise _reason_for(exc) from exc
+    _check_consistent(manifest, limits)
+    return manifest, raw
+
+
+def safe_member(folder: Path, name: str) -> Path:
+    """``folder/name`` resolved, refusing anything that leaves ``folder`` (.., absolute, links)."""
+    if not name or Path(name).is_absolute() or re.match(r"^[A-Za-z]:", name) or "\\" in name:
+        raise InvalidManifest("unsafe_path", f"{name!r} must be a relative path inside the bundle")
+    root = folder.resolve()
+    target = (folder / name).resolve()
+    if target == root or not target.is_relative_to(root):
+        raise InvalidManifest("unsafe_path", f"{name!r} leaves the bundle folder")
+    return target
+
+
+@dataclass(frozen=True)
+class Bundle:
+    folder: Path
+    manifest: Manifest
+    raw: dict[str, Any]
+    model_path: Path | None
+
+    @property
+    def signature_path(self) -> Path:
+        return self.folder / SIGNATURE_FILE
+
+
+def open_bundle(folder: Path, limits: ManifestLimits | None = None) -> Bundle:
+    """Read and check ``folder/manifest.yaml`` and locate its model file (not yet hashed)."""
+    limits = limits or ManifestLimits()
+    path = safe_member(folder, MANIFEST_FILE)
+    if not path.is_file():
+        raise InvalidManifest("not_found", f"no {MANIFEST_FILE} in {folder}")
+    if path.stat().st_size > limits.max_manifest_bytes:
+        raise InvalidManifest("too_large", f"{path} is over {limits.max_manifest_bytes} bytes")
+    manifest, raw = parse_manifest(path.read_bytes(), limits)
+    model_path = None
+    if manifest.file is not None:
+        model_path = safe_member(folder, manifest.file)
+        if not model_path.is_file():
+            raise InvalidManifest(
+                "file_missing", f"model file {manifest.file!r} is not in {folder}"
+            )
+        size = model_path.stat().st_size
+        if size > limits.max_file_bytes:
+            raise InvalidManifest(
+                "too_large", f"{manifest.file} is {size} bytes, limit {limits.max_file_bytes}"
+            )
+    return Bundle(folder=folder, manifest=manifest, raw=raw, model_path=model_path)
