@@ -1,0 +1,279 @@
+"""The paho-mqtt adapter: the only module that imports paho.
+
+``Subscriber`` hands each inbound QoS 1 message to the caller together with an ``ack``; the
+PUBACK goes to the broker only when the caller calls it (paho manual acks), i.e. after the
+caller's next durable write. With a persistent session (MQTT v5, clean_start False and a
+session expiry), messages not yet acknowledged are redelivered after a crash or reconnect.
+
+``Publisher`` publishes QoS 1 and can wait for the broker's PUBACKs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import socket
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edgecloud.core.errors import Backpressure, ConfigError, TransportError
+
+log = logging.getLogger("edgecloud.mqtt")
+
+SESSION_EXPIRY_S = 7 * 24 * 3600
+RECEIVE_MAXIMUM = 65_535
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    client_id: str | None = None
+    keepalive_s: int = 30
+
+    @classmethod
+    def from_url(cls, url: str, **overrides: Any) -> MqttConfig:
+        """``mqtt://user:pass@host:port`` or ``mqtts://...``; keyword overrides win when set."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ConfigError(f"MQTT URL {url!r} must start with mqtt:// or mqtts://")
+        tls = parts.scheme in ("mqtts", "ssl")
+        values: dict[str, Any] = {
+            "host": parts.hostname or "127.0.0.1",
+            "port": parts.port or (8883 if tls else 1883),
+            "username": unquote(parts.username) if parts.username else None,
+            "password": unquote(parts.password) if parts.password else None,
+            "tls": tls,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _client(config: MqttConfig, client_id: str, *, manual_ack: bool) -> paho.Client:
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=paho.MQTTv5,
+        manual_ack=manual_ack,
+    )
+    client.enable_logger(logging.getLogger("paho"))
+    if config.username is not None:
+        client.username_pw_set(config.username, config.password)
+    if config.tls or config.ca_file or config.cert_file:
+        client.tls_set(
+            ca_certs=config.ca_file,
+            certfile=config.cert_file,
+            keyfile=config.key_file,
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.reconnect_delay_set(min_delay=1, max_delay=10)
+    return client
+
+
+def _nodelay(client: paho.Client) -> None:
+    """paho leaves Nagle on: small QoS 1 packets then wait on delayed ACKs (~1k msg/s)."""
+    sock = client.socket()
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _connect(client: paho.Client, config: MqttConfig, props: Properties, clean: bool) -> None:
+    try:
+        client.connect(
+            config.host, config.port, keepalive=config.keepalive_s, clean_start=clean,
+            properties=props,
+        )
+    except OSError as exc:
+        raise TransportError(f"cannot reach MQTT broker {config.host}:{config.port}: {exc}") from exc
+    _nodelay(client)
+
+
+@dataclass(slots=True)
+class InboundMessage:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    retain: bool
+    received_at: float
+    _ack: Callable[[], None] = field(repr=False)
+
+    def ack(self) -> None:
+        """Send the PUBACK: call once, only after the message is durably stored downstream."""
+        self._ack()
+
+
+class Subscriber:
+    """A persistent-session QoS 1 subscription delivering ``InboundMessage``s to a queue."""
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        topics: Iterable[str],
+        *,
+        client_id: str,
+        max_pending: int = 100_000,
+    ) -> None:
+        self._config = config
+        self._topics = list(topics)
+        self._client_id = client_id
+        self._queue: queue.Queue[InboundMessage] = queue.Queue(maxsize=max_pending)
+        self._client = _client(config, client_id, manual_ack=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self.connected = threading.Event()
+        self.connect_error: str | None = None
+
+    # paho callbacks run on its network thread
+    def _on_connect(self, client: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        if rc.is_failure:
+            self.connect_error = str(rc)
+            log.error("mqtt connect refused", extra={"reason": str(rc)})
+            return
+        _nodelay(client)
+        client.subscribe([(t, 1) for t in self._topics])
+        self.connect_error = None
+        self.connected.set()
+        log.info("mqtt subscribed", extra={"topics": self._topics, "client_id": self._client_id})
+
+    def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        self.connected.clear()
+        log.warning("mqtt disconnected", extra={"reason": str(rc)})
+
+    def _on_message(self, client: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
+        mid, qos = msg.mid, msg.qos
+
+        def ack() -> None:
+            if qos > 0:
+                client.ack(mid, qos)
+
+        # Blocking put is the backpressure: paho stops reading the socket, the broker queues.
+        self._queue.put(
+            InboundMessage(msg.topic, msg.payload, mid, qos, msg.retain, time.time(), ack)
+        )
+
+    def start(self, wait_s: float = 15.0) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.ReceiveMaximum = RECEIVE_MAXIMUM
+        _connect(self._client, self._config, props, clean=False)
+        self._client.loop_start()
+        if not self.connected.wait(wait_s):
+            self.stop()
+            raise TransportError(
+                f"MQTT subscribe to {self._config.host}:{self._config.port} failed: "
+                f"{self.connect_error or 'timed out'}"
+            )
+
+    def get(self, timeout: float) -> InboundMessage | None:
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def get_batch(self, max_items: int, window_s: float) -> list[InboundMessage]:
+        """Up to ``max_items`` messages, waiting at most ``window_s`` after the first one."""
+        first = self.get(timeout=window_s)
+        if first is None:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + window_s
+        while len(batch) < max_items:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(
+                    self._queue.get_nowait() if remaining <= 0 else self._queue.get(timeout=remaining)
+                )
+            except queue.Empty:
+                break
+        return batch
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def stop(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()
+
+
+class Publisher:
+    """QoS 1 publisher; ``wait`` blocks until the broker acknowledged what was published."""
+
+    def __init__(self, config: MqttConfig, *, client_id: str | None = None) -> None:
+        self._config = config
+        self._client = _client(config, client_id or f"pub-{uuid.uuid4().hex[:12]}", manual_ack=False)
+        # paho rescans every in-flight message on each PUBACK when a window is set (O(n^2));
+        # 0 = no client-side window, the broker's queue limits apply instead.
+        self._client.max_inflight_messages_set(0)
+        self._client.on_connect = self._on_connect
+        self._connected = threading.Event()
+        self._connect_error: str | None = None
+
+    def _on_connect(self, client: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        if rc.is_failure:
+            self._connect_error = str(rc)
+        else:
+            _nodelay(client)
+            self._connected.set()
+
+    def start(self, wait_s: float = 15.0) -> None:
+        _connect(self._client, self._config, Properties(PacketTypes.CONNECT), clean=True)
+        self._client.loop_start()
+        if not self._connected.wait(wait_s):
+            self.stop()
+            raise TransportError(
+                f"MQTT connect to {self._config.host}:{self._config.port} failed: "
+                f"{self._connect_error or 'timed out'}"
+            )
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1) -> paho.MQTTMessageInfo:
+        info = self._client.publish(topic, payload, qos=qos)
+        if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+            raise Backpressure("MQTT outgoing queue is full")
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            raise TransportError(f"MQTT publish to {topic} failed: {paho.error_string(info.rc)}")
+        return info
+
+    @staticmethod
+    def wait(infos: Iterable[paho.MQTTMessageInfo], timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        for info in infos:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TransportError("timed out waiting for MQTT PUBACKs")
+            try:
+                info.wait_for_publish(timeout=remaining)
+            except (RuntimeError, ValueError) as exc:
+                raise TransportError(f"MQTT publish failed: {exc}") from exc
+            if not info.is_published():
+                raise TransportError("timed out waiting for MQTT PUBACKs")
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set() and self._client.is_connected()
+
+    def stop(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()
