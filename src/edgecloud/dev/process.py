@@ -1,0 +1,129 @@
+"""Process plumbing for the local stack: detached spawn, pid files, readiness polls, stop.
+
+Services are started in their own session (``start_new_session``) so that they outlive the
+command that started them (``dev up`` returns; pytest sessions reuse the test stack) and are
+found again through their pid file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from edgecloud.core.errors import ServiceError
+
+
+def pid_alive(pid: int) -> bool:
+    """True when ``pid`` runs and is not a zombie (a zombie child is reaped on the way)."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def read_pid(path: Path) -> int | None:
+    """The live pid recorded in ``path``, or None."""
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(
+    predicate: Callable[[], bool],
+    timeout: float,
+    what: str,
+    interval: float = 0.2,
+    abort: Callable[[], str | None] | None = None,
+) -> None:
+    """Poll ``predicate`` until true; ``abort`` returns a reason to give up early."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return
+        if abort is not None and (reason := abort()) is not None:
+            raise ServiceError(f"{what}: {reason}")
+        if time.monotonic() > deadline:
+            raise ServiceError(f"{what}: not ready after {timeout:.0f}s")
+        time.sleep(interval)
+
+
+def spawn(
+    argv: Sequence[str],
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> int:
+    """Start ``argv`` detached (own session, stdin closed, output appended to ``log_path``)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    return proc.pid
+
+
+def terminate(pid: int, sig: int = signal.SIGTERM, timeout: float = 20.0) -> bool:
+    """Send ``sig``, wait up to ``timeout``, then SIGKILL. True if it had to be killed."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return False
+        time.sleep(0.1)
+    kill(pid)
+    return True
+
+
+def kill(pid: int, timeout: float = 10.0) -> None:
+    """SIGKILL and wait until the process is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not pid_alive(pid), timeout, f"process {pid} after SIGKILL")
+
+
+def tail(path: Path, lines: int = 8) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
