@@ -101,11 +101,15 @@ def _nodelay(client: paho.Client) -> None:
 def _connect(client: paho.Client, config: MqttConfig, props: Properties, clean: bool) -> None:
     try:
         client.connect(
-            config.host, config.port, keepalive=config.keepalive_s, clean_start=clean,
+            config.host,
+            config.port,
+            keepalive=config.keepalive_s,
+            clean_start=clean,
             properties=props,
         )
     except OSError as exc:
-        raise TransportError(f"cannot reach MQTT broker {config.host}:{config.port}: {exc}") from exc
+        where = f"{config.host}:{config.port}"
+        raise TransportError(f"cannot reach MQTT broker {where}: {exc}") from exc
     _nodelay(client)
 
 
@@ -171,11 +175,11 @@ class Subscriber:
 
         # Blocking put is the backpressure: paho stops reading the socket, the broker queues.
         self._queue.put(
-            InboundMessage(msg.topic, msg.payload, mid, qos, msg.retain, time.time(), ack)
+            InboundMessage(msg.topic, bytes(msg.payload), mid, qos, msg.retain, time.time(), ack)
         )
 
     def start(self, wait_s: float = 15.0) -> None:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = SESSION_EXPIRY_S
         props.ReceiveMaximum = RECEIVE_MAXIMUM
         _connect(self._client, self._config, props, clean=False)
@@ -203,9 +207,10 @@ class Subscriber:
         while len(batch) < max_items:
             remaining = deadline - time.monotonic()
             try:
-                batch.append(
-                    self._queue.get_nowait() if remaining <= 0 else self._queue.get(timeout=remaining)
-                )
+                if remaining <= 0:
+                    batch.append(self._queue.get_nowait())
+                else:
+                    batch.append(self._queue.get(timeout=remaining))
             except queue.Empty:
                 break
         return batch
@@ -223,7 +228,8 @@ class Publisher:
 
     def __init__(self, config: MqttConfig, *, client_id: str | None = None) -> None:
         self._config = config
-        self._client = _client(config, client_id or f"pub-{uuid.uuid4().hex[:12]}", manual_ack=False)
+        client_id = client_id or f"pub-{uuid.uuid4().hex[:12]}"
+        self._client = _client(config, client_id, manual_ack=False)
         # paho rescans every in-flight message on each PUBACK when a window is set (O(n^2));
         # 0 = no client-side window, the broker's queue limits apply instead.
         self._client.max_inflight_messages_set(0)
@@ -239,7 +245,7 @@ class Publisher:
             self._connected.set()
 
     def start(self, wait_s: float = 15.0) -> None:
-        _connect(self._client, self._config, Properties(PacketTypes.CONNECT), clean=True)
+        _connect(self._client, self._config, Properties(PacketTypes.CONNECT), clean=True)  # type: ignore[no-untyped-call]
         self._client.loop_start()
         if not self._connected.wait(wait_s):
             self.stop()
