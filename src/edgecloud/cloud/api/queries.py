@@ -1,0 +1,224 @@
+"""The SQL behind the read routes. Routes stay thin; every query here is keyset-paginated or
+bounded, and uses an index of ``cloud/db.py`` (see docs/cloud-api.md).
+
+Aggregates at a bucket larger than a minute are re-aggregated from ``aggregates_1m``: in SQL with
+``date_bin`` on Postgres, in Python elsewhere (SQLite, for a quick local run).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, text, tuple_
+from sqlmodel import Session, col, select
+
+from edgecloud.cloud.api.params import floor_to
+from edgecloud.cloud.db import (
+    Aggregate1m,
+    Device,
+    Escalation,
+    ModelStatusLatest,
+    Node,
+    Reading,
+    ServiceState,
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_PG_REBUCKET = text(
+    "SELECT metric, date_bin(:step, bucket, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS b,"
+    " sum(count) AS n, min(min) AS lo, max(max) AS hi, sum(sum) AS total,"
+    " sum(anomaly_count) AS anomalies"
+    " FROM aggregates_1m"
+    " WHERE device_id = :device_id AND bucket >= :since AND bucket < :until"
+    " AND (CAST(:metric AS text) IS NULL OR metric = CAST(:metric AS text))"
+    " GROUP BY metric, b ORDER BY metric, b"
+)
+
+
+@dataclass(frozen=True)
+class Point:
+    metric: str
+    bucket: datetime
+    count: int
+    min: float
+    max: float
+    sum: float
+    anomaly_count: int
+
+    @property
+    def mean(self) -> float:
+        return self.sum / self.count if self.count else 0.0
+
+
+def aware(ts: datetime) -> datetime:
+    """SQLite gives naive datetimes back; the API always answers in UTC with a zone."""
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+def device_exists(session: Session, device_id: str) -> bool:
+    return session.get(Device, device_id) is not None
+
+
+def devices_page(
+    session: Session, node_id: str | None, after: str | None, limit: int
+) -> Sequence[Device]:
+    query = select(Device).order_by(col(Device.device_id)).limit(limit)
+    if node_id is not None:
+        query = query.where(col(Device.node_id) == node_id)
+    if after is not None:
+        query = query.where(col(Device.device_id) > after)
+    return session.exec(query).all()
+
+
+def readings_page(
+    session: Session,
+    device_id: str,
+    since: datetime | None,
+    until: datetime | None,
+    after: tuple[datetime, int] | None,
+    limit: int,
+    newest_first: bool,
+) -> Sequence[Reading]:
+    key = tuple_(col(Reading.ts), col(Reading.seq))
+    query = select(Reading).where(col(Reading.device_id) == device_id)
+    if since is not None:
+        query = query.where(col(Reading.ts) >= since)
+    if until is not None:
+        query = query.where(col(Reading.ts) < until)
+    if after is not None:
+        query = query.where(key < after if newest_first else key > after)
+    if newest_first:
+        query = query.order_by(col(Reading.ts).desc(), col(Reading.seq).desc())
+    else:
+        query = query.order_by(col(Reading.ts), col(Reading.seq))
+    return session.exec(query.limit(limit)).all()
+
+
+def aggregates(
+    session: Session,
+    device_id: str,
+    metric: str | None,
+    step: timedelta,
+    since: datetime,
+    until: datetime,
+) -> list[Point]:
+    params: dict[str, Any] = {
+        "device_id": device_id,
+        "metric": metric,
+        "since": since,
+        "until": until,
+    }
+    if session.get_bind().dialect.name == "postgresql" and step > timedelta(minutes=1):
+        rows = session.execute(_PG_REBUCKET, {**params, "step": step}).all()
+        return [Point(r[0], aware(r[1]), int(r[2]), r[3], r[4], r[5], int(r[6])) for r in rows]
+    query = (
+        select(Aggregate1m)
+        .where(col(Aggregate1m.device_id) == device_id)
+        .where(col(Aggregate1m.bucket) >= since, col(Aggregate1m.bucket) < until)
+        .order_by(col(Aggregate1m.metric), col(Aggregate1m.bucket))
+    )
+    if metric is not None:
+        query = query.where(col(Aggregate1m.metric) == metric)
+    minute = [
+        Point(a.metric, aware(a.bucket), a.count, a.min, a.max, a.sum, a.anomaly_count)
+        for a in session.exec(query)
+    ]
+    return minute if step == timedelta(minutes=1) else rebucket(minute, step)
+
+
+def rebucket(points: list[Point], step: timedelta) -> list[Point]:
+    """Fold minute points (sorted by metric, bucket) into ``step`` buckets."""
+    out: list[Point] = []
+    for p in points:
+        start = floor_to(p.bucket, step)
+        last = out[-1] if out else None
+        if last is not None and last.metric == p.metric and last.bucket == start:
+            out[-1] = Point(
+                p.metric,
+                start,
+                last.count + p.count,
+                min(last.min, p.min),
+                max(last.max, p.max),
+                last.sum + p.sum,
+                last.anomaly_count + p.anomaly_count,
+            )
+        else:
+            out.append(Point(p.metric, start, p.count, p.min, p.max, p.sum, p.anomaly_count))
+    return out
+
+
+def anomalies_page(
+    session: Session,
+    device_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> Sequence[tuple[Reading, Escalation | None]]:
+    query = (
+        select(Reading, Escalation)
+        .outerjoin(Escalation, col(Escalation.event_id) == col(Reading.event_id))
+        .where(col(Reading.anomaly).is_(True))
+        .order_by(col(Reading.ts).desc(), col(Reading.event_id).desc())
+        .limit(limit)
+    )
+    if device_id is not None:
+        query = query.where(col(Reading.device_id) == device_id)
+    if since is not None:
+        query = query.where(col(Reading.ts) >= since)
+    if until is not None:
+        query = query.where(col(Reading.ts) < until)
+    if after is not None:
+        query = query.where(tuple_(col(Reading.ts), col(Reading.event_id)) < after)
+    return [(r, e) for r, e in session.execute(query).all()]
+
+
+def nodes_page(session: Session, after: str | None, limit: int) -> Sequence[Node]:
+    query = select(Node).order_by(col(Node.node_id)).limit(limit)
+    if after is not None:
+        query = query.where(col(Node.node_id) > after)
+    return session.exec(query).all()
+
+
+def node_model_status(session: Session, node_id: str) -> Sequence[ModelStatusLatest]:
+    return session.exec(
+        select(ModelStatusLatest)
+        .where(col(ModelStatusLatest.node_id) == node_id)
+        .order_by(col(ModelStatusLatest.model))
+    ).all()
+
+
+def node_device_count(session: Session, node_id: str) -> int:
+    query = select(func.count()).select_from(Device).where(col(Device.node_id) == node_id)
+    return int(session.exec(query).one())
+
+
+def escalation_counts(session: Session) -> dict[str, int]:
+    query = select(col(Escalation.status), func.count()).group_by(col(Escalation.status))
+    return {status: int(n) for status, n in session.exec(query).all()}
+
+
+def service_state(session: Session, key: str) -> dict[str, Any] | None:
+    row = session.get(ServiceState, key)
+    return dict(row.value) if row is not None else None
+
+
+def fleet_totals(session: Session) -> dict[str, int]:
+    """Cheap counts for /metrics (readings come from the per-device counters, not a scan)."""
+    devices, readings = session.exec(
+        select(func.count(), func.coalesce(func.sum(col(Device.readings)), 0)).select_from(Device)
+    ).one()
+    nodes = session.exec(select(func.count()).select_from(Node)).one()
+    anomalies = session.exec(
+        select(func.count()).select_from(Reading).where(col(Reading.anomaly).is_(True))
+    ).one()
+    return {
+        "devices": int(devices),
+        "readings": int(readings),
+        "nodes": int(nodes),
+        "anomalies": int(anomalies),
+    }

@@ -1,0 +1,30 @@
+"""One router per resource; ``api/app.py`` includes them. New resources (models, rollouts,
+desired state) add a module here and a line in ``ROUTERS``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from edgecloud.cloud.api.routes import (
+    aggregates,
+    anomalies,
+    dashboard,
+    devices,
+    escalation,
+    health,
+    metrics,
+    nodes,
+    tokens,
+)
+
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    metrics.router,
+    dashboard.router,
+    devices.router,
+    aggregates.router,
+    anomalies.router,
+    nodes.router,
+    escalation.router,
+    tokens.router,
+)

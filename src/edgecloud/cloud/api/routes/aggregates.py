@@ -1,0 +1,79 @@
+"""``GET /api/v1/aggregates``: per metric, per bucket count / min / max / mean / anomaly count.
+
+Buckets are any whole number of minutes (1m, 5m, 15m, 1h, 1d ...), re-aggregated from the
+``aggregates_1m`` rows the worker keeps; ``since`` is rounded down and ``until`` up onto the
+bucket grid (counted from the Unix epoch, so 1d buckets are UTC days). Defaults: ``until`` now,
+``since`` one hour before ``until``. At most 10,000 buckets per metric per request.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from edgecloud.cloud.api import queries
+from edgecloud.cloud.api.deps import ReadScope, SessionDep
+from edgecloud.cloud.api.errors import BadRequest, NotFound, responses
+from edgecloud.cloud.api.params import (
+    check_id,
+    check_metric,
+    check_range,
+    floor_to,
+    format_bucket,
+    parse_bucket,
+    parse_time,
+)
+from edgecloud.cloud.api.schemas import AggregatePoint, AggregatesOut
+
+router = APIRouter(prefix="/api/v1/aggregates", tags=["aggregates"])
+MAX_BUCKETS = 10_000
+TimeParam = Annotated[
+    str | None, Query(max_length=64, description="RFC 3339, epoch seconds or relative (-15m)")
+]
+
+
+@router.get("", response_model=AggregatesOut, responses=responses(400, 401, 403, 404, 422))
+def get_aggregates(
+    _: ReadScope,
+    session: SessionDep,
+    device_id: Annotated[str, Query(max_length=64)],
+    metric: Annotated[str | None, Query(max_length=64)] = None,
+    bucket: Annotated[str, Query(max_length=16, description="1m, 5m, 15m, 1h, 1d ...")] = "1m",
+    since: TimeParam = None,
+    until: TimeParam = None,
+) -> AggregatesOut:
+    check_id(device_id, "device")
+    check_metric(metric)
+    step = parse_bucket(bucket)
+    end = parse_time(until, "until") or datetime.now(UTC)
+    start = parse_time(since, "since") or end - timedelta(hours=1)
+    check_range(start, end)
+    start = floor_to(start, step)
+    if floor_to(end, step) != end:
+        end = floor_to(end, step) + step
+    if (end - start) / step > MAX_BUCKETS:
+        raise BadRequest(
+            "range_too_large",
+            f"{(end - start) // step} buckets of {format_bucket(step)}; "
+            f"at most {MAX_BUCKETS}: use a larger bucket or a shorter range",
+        )
+    points = queries.aggregates(session, device_id, metric, step, start, end)
+    if not points and not queries.device_exists(session, device_id):
+        raise NotFound("unknown_device", f"no device {device_id!r}")
+    items = [
+        AggregatePoint(
+            metric=p.metric,
+            bucket=p.bucket,
+            count=p.count,
+            min=p.min,
+            max=p.max,
+            mean=p.mean,
+            anomaly_count=p.anomaly_count,
+        )
+        for p in points
+    ]
+    return AggregatesOut(
+        device_id=device_id, bucket=format_bucket(step), since=start, until=end, items=items
+    )
