@@ -92,7 +92,8 @@ class Aggregate1m(SQLModel, table=True):
     metric: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
     bucket: datetime = Field(sa_column=sa.Column(TS, primary_key=True))
     count: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
-    sum: float = Field(sa_column=sa.Column(sa.Double, nullable=False))
+    # numeric: an exact sum of the JSON decimals, the same whatever the arrival order
+    sum: float = Field(sa_column=sa.Column(sa.Numeric(asdecimal=False), nullable=False))
     min: float = Field(sa_column=sa.Column(sa.Double, nullable=False))
     max: float = Field(sa_column=sa.Column(sa.Double, nullable=False))
     anomaly_count: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
@@ -268,3 +269,9 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core ``Table`` of a SQLModel table class (typed, for Core statements)."""
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    return table

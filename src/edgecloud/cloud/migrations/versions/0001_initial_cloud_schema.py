@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("metric", sa.String(length=64), nullable=False),
         sa.Column("bucket", sa.DateTime(timezone=True), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
-        sa.Column("sum", sa.Double(), nullable=False),
+        sa.Column("sum", sa.Numeric(asdecimal=False), nullable=False),
         sa.Column("min", sa.Double(), nullable=False),
         sa.Column("max", sa.Double(), nullable=False),
         sa.Column("anomaly_count", sa.BigInteger(), nullable=False),

@@ -1,0 +1,216 @@
+"""confluent-kafka consumer of the cloud worker (the only module of the worker that imports it).
+
+Semantics copied from the confluent-kafka examples: ``enable.auto.commit`` and
+``enable.auto.offset.store`` are off; the worker calls ``commit(batch)`` only after the
+database transaction of that batch committed, so a crash replays at most the uncommitted batch
+(the database side is idempotent). librdkafka errors become ``TransportError``.
+
+``produce_values`` and ``ensure_topics`` serve the benchmark and tooling (same SDK, same module).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from edgecloud.core.errors import TransportError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+def _log_error(err: KafkaError) -> None:
+    log.warning("kafka client error", extra={"kafka_error": str(err)})
+
+
+class BatchConsumer:
+    """A consumer-group member that hands out batches and commits them explicitly."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        group_id: str,
+        topics: Sequence[str],
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        conf: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "cooperative-sticky",
+            "fetch.wait.max.ms": 100,
+            "queued.min.messages": 20000,
+            "error_cb": _log_error,
+            "logger": logging.getLogger("librdkafka"),
+        }
+        conf.update(extra or {})
+        try:
+            self._consumer = Consumer(conf)
+            self._consumer.subscribe(list(topics))
+        except KafkaException as exc:
+            raise TransportError(f"kafka consumer: {exc}") from exc
+        self.topics = list(topics)
+
+    def poll_batch(self, max_messages: int, timeout_s: float) -> list[RawMessage]:
+        """Up to ``max_messages`` messages, waiting at most ``timeout_s`` for the first ones."""
+        try:
+            msgs = self._consumer.consume(num_messages=max_messages, timeout=timeout_s)
+        except KafkaException as exc:
+            raise TransportError(f"kafka consume: {exc}") from exc
+        out: list[RawMessage] = []
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    continue
+                if err.fatal():
+                    raise TransportError(f"kafka fatal error: {err}")
+                log.warning("kafka message error", extra={"kafka_error": str(err)})
+                continue
+            out.append(
+                RawMessage(
+                    m.topic() or "", m.partition() or 0, m.offset() or 0, m.key(), m.value() or b""
+                )
+            )
+        return out
+
+    def commit(self, batch: Iterable[RawMessage]) -> None:
+        """Store and synchronously commit the offsets after ``batch`` (call after the DB commit)."""
+        high: dict[tuple[str, int], int] = {}
+        for m in batch:
+            key = (m.topic, m.partition)
+            if m.offset + 1 > high.get(key, -1):
+                high[key] = m.offset + 1
+        if not high:
+            return
+        tps = [TopicPartition(t, p, o) for (t, p), o in high.items()]
+        try:
+            self._consumer.store_offsets(offsets=tps)
+            self._consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.code() == KafkaError._NO_OFFSET:
+                return
+            raise TransportError(f"kafka commit: {exc}") from exc
+
+    def assignment(self) -> list[tuple[str, int]]:
+        return [(tp.topic, tp.partition) for tp in self._consumer.assignment()]
+
+    def close(self) -> None:
+        try:
+            self._consumer.close()
+        except (KafkaException, RuntimeError) as exc:
+            log.warning("kafka consumer close failed", extra={"kafka_error": str(exc)})
+
+
+def ensure_topics(
+    bootstrap: str,
+    topics: Sequence[str],
+    partitions: int = 3,
+    extra: dict[str, Any] | None = None,
+    timeout_s: float = 30.0,
+) -> None:
+    """Create the topics that do not exist yet (replication factor 1 on a dev broker)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, **(extra or {})})
+    try:
+        existing = set(admin.list_topics(timeout=timeout_s).topics)
+    except KafkaException as exc:
+        raise TransportError(f"kafka list topics: {exc}") from exc
+    new = [
+        NewTopic(t, num_partitions=partitions, replication_factor=1)
+        for t in topics
+        if t not in existing
+    ]
+    if not new:
+        return
+    for topic, fut in admin.create_topics(new, operation_timeout=timeout_s).items():
+        try:
+            fut.result()
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise TransportError(f"kafka create topic {topic}: {exc}") from exc
+
+
+def produce_values(
+    bootstrap: str,
+    topic: str,
+    items: Iterable[tuple[bytes | None, bytes]],
+    extra: dict[str, Any] | None = None,
+    timeout_s: float = 120.0,
+) -> int:
+    """Produce (key, value) pairs idempotently with acks=all; returns how many were delivered."""
+    delivered = 0
+    failed: list[str] = []
+
+    def on_delivery(err: KafkaError | None, _msg: Any) -> None:
+        nonlocal delivered
+        if err is None:
+            delivered += 1
+        else:
+            failed.append(str(err))
+
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 20,
+            "batch.size": 1_000_000,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 500_000,
+            **(extra or {}),
+        }
+    )
+    for key, value in items:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)  # backpressure: let deliveries drain
+        producer.poll(0)
+    remaining = producer.flush(timeout_s)
+    if remaining or failed:
+        raise TransportError(
+            f"kafka produce to {topic}: {remaining} undelivered, {len(failed)} failed "
+            f"({failed[:1]})"
+        )
+    return delivered
+
+
+def make_consumer(
+    bootstrap: str, group_id: str, topics: Sequence[str], extra: dict[str, Any] | None = None
+) -> BatchConsumer:
+    return BatchConsumer(bootstrap, group_id, topics, extra)
+
+
+__all__ = [
+    "BatchConsumer",
+    "RawMessage",
+    "ensure_topics",
+    "make_consumer",
+    "produce_values",
+]

@@ -1,0 +1,1 @@
+"""The cloud Kafka worker (``edgecloud cloud worker``); see ``service.run``."""

@@ -1,0 +1,174 @@
+"""The cloud worker loop: Kafka batch -> validate -> one DB transaction -> store offsets.
+
+Offsets are stored and committed only after the database commit of their batch, so a crash
+(even ``kill -9``) replays at most the batches not yet committed, which the idempotent store
+absorbs. A transient database error keeps the batch and retries it with backoff; SIGTERM
+finishes the batch in hand, commits it and closes the consumer. Escalation runs beside the
+loop in its own thread (asyncio), reading the ``escalations`` queue, so ingest never waits on
+the LLM.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+
+from sqlalchemy.engine import Engine
+
+from edgecloud.adapters.kafka_consumer import BatchConsumer, RawMessage, ensure_topics
+from edgecloud.cloud.db import make_engine
+from edgecloud.cloud.escalation import EscalationRunner, publish_disabled
+from edgecloud.cloud.migrations import migrate
+from edgecloud.cloud.settings import CloudSettings
+from edgecloud.cloud.worker.decode import decode
+from edgecloud.cloud.worker.metrics import WorkerMetrics
+from edgecloud.cloud.worker.store import Store, WriteResult
+from edgecloud.core.errors import TransportError
+from edgecloud.core.topics import kafka_dead_letter_topic, kafka_topic
+
+log = logging.getLogger(__name__)
+
+
+def worker_topics(prefix: str) -> list[str]:
+    return [
+        kafka_topic("reading", prefix),
+        kafka_topic("heartbeat", prefix),
+        kafka_topic("model_status", prefix),
+        kafka_dead_letter_topic(prefix),
+    ]
+
+
+@dataclass
+class Totals:
+    messages: int = 0
+    batches: int = 0
+    written: WriteResult = field(default_factory=WriteResult)
+    batch_seconds: list[float] = field(default_factory=list)
+
+
+class Worker:
+    """One consumer-group member writing into one database."""
+
+    def __init__(
+        self,
+        consumer: BatchConsumer,
+        store: Store,
+        dead_letter_topic: str,
+        *,
+        batch_size: int = 2000,
+        poll_timeout_s: float = 0.5,
+        metrics: WorkerMetrics | None = None,
+        keep_latencies: bool = False,
+    ) -> None:
+        self.consumer = consumer
+        self.store = store
+        self.dead_letter_topic = dead_letter_topic
+        self.batch_size = batch_size
+        self.poll_timeout_s = poll_timeout_s
+        self.metrics = metrics or WorkerMetrics()
+        self.totals = Totals()
+        self.keep_latencies = keep_latencies
+        self.stop = threading.Event()
+
+    def run_once(self) -> int:
+        """Consume, write and commit one batch; returns the number of messages handled."""
+        msgs = self.consumer.poll_batch(self.batch_size, self.poll_timeout_s)
+        if not msgs:
+            return 0
+        started = time.perf_counter()
+        result = self._write_until_done(msgs)
+        if result is None:  # stopping while the database was away: the batch will replay
+            return 0
+        self.consumer.commit(msgs)
+        elapsed = time.perf_counter() - started
+        self.metrics.messages.inc(len(msgs))
+        self.metrics.record(result)
+        self.metrics.batch_seconds.observe(elapsed)
+        self.totals.messages += len(msgs)
+        self.totals.batches += 1
+        self.totals.written.add(result)
+        if self.keep_latencies:
+            self.totals.batch_seconds.append(elapsed)
+        return len(msgs)
+
+    def _write_until_done(self, msgs: list[RawMessage]) -> WriteResult | None:
+        batch = decode(msgs, self.dead_letter_topic)
+        delay = 0.2
+        while True:
+            try:
+                return self.store.write(batch)
+            except TransportError as exc:
+                self.metrics.db_errors.inc()
+                log.warning(
+                    "database unavailable, retrying the batch",
+                    extra={"error": str(exc).splitlines()[0], "retry_in_s": delay},
+                )
+                if self.stop.wait(delay):
+                    return None
+                delay = min(delay * 2, 10.0)
+
+    def run(self) -> None:
+        log.info("worker consuming", extra={"topics": self.consumer.topics})
+        while not self.stop.is_set():
+            self.run_once()
+        log.info(
+            "worker stopped",
+            extra={"messages": self.totals.messages, "batches": self.totals.batches},
+        )
+
+
+def build_worker(settings: CloudSettings, engine: Engine, metrics: WorkerMetrics) -> Worker:
+    topics = worker_topics(settings.kafka_topic_prefix)
+    try:
+        ensure_topics(settings.kafka_bootstrap, topics, extra=settings.kafka_config)
+    except TransportError as exc:  # the broker may forbid it; the bridge creates them too
+        log.warning("could not ensure Kafka topics", extra={"error": str(exc)})
+    consumer = BatchConsumer(
+        settings.kafka_bootstrap, settings.kafka_group_id, topics, settings.kafka_config
+    )
+    status = "pending" if settings.escalation_enabled else "disabled"
+    return Worker(
+        consumer,
+        Store(engine, escalation_status=status),
+        kafka_dead_letter_topic(settings.kafka_topic_prefix),
+        batch_size=settings.worker_batch_size,
+        poll_timeout_s=settings.worker_poll_timeout_s,
+        metrics=metrics,
+    )
+
+
+def run(settings: CloudSettings) -> None:
+    """``edgecloud cloud worker``: runs until SIGTERM / SIGINT."""
+    if settings.worker_migrate:
+        migrate(settings.database_url)
+    engine = make_engine(settings.database_url, pool_size=4)
+    metrics = WorkerMetrics()
+    if settings.worker_metrics_port is not None:
+        metrics.serve(settings.worker_metrics_port)
+        log.info("worker metrics", extra={"port": settings.worker_metrics_port})
+    escalation: EscalationRunner | None = None
+    if settings.escalation_enabled:
+        escalation = EscalationRunner(engine, settings, metrics)
+        escalation.start()
+    else:
+        publish_disabled(engine)
+        log.warning("escalation disabled: OPENAI_API_KEY is not set")
+    worker = build_worker(settings, engine, metrics)
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal received, finishing the batch", extra={"signal": signum})
+        worker.stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        worker.run()
+    finally:
+        worker.consumer.close()
+        if escalation is not None:
+            escalation.stop()
+        engine.dispose()

@@ -1,0 +1,460 @@
+"""Writes one decoded batch into the cloud database in ONE transaction.
+
+Postgres: the reading envelopes are COPYed into a temporary staging table, then a single
+statement inserts them into ``readings`` with ``ON CONFLICT DO NOTHING RETURNING`` and, from
+exactly the rows that were new, updates ``aggregates_1m``, ``devices`` and the escalation queue
+(data-modifying CTEs). A replayed or duplicated event therefore changes nothing, whatever the
+order. SQLite: the same semantics with plain upserts, aggregates folded in Python.
+
+Heartbeats, model status and dead letters are rare; they go through SQLAlchemy Core on both.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from edgecloud.cloud import db
+from edgecloud.cloud.worker.decode import DeadLetterRow, Decoded, dead_letter
+from edgecloud.cloud.worker.nodes import merge_node
+from edgecloud.core.errors import TransportError
+from edgecloud.core.events import HeartbeatEvent, ModelStatusEvent, ReadingEvent
+
+log = logging.getLogger(__name__)
+
+# Errors that say "this data cannot be stored" (not "the database is away"): the batch is then
+# split and the offending events become dead letters instead of blocking the partition.
+DATA_ERRORS: tuple[type[BaseException], ...] = (
+    sa_exc.DataError,
+    sa_exc.IntegrityError,
+    psycopg.DataError,
+    psycopg.IntegrityError,
+)
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+
+STAGE_DDL = (
+    "CREATE TEMP TABLE IF NOT EXISTS stage_readings "
+    "(event_id uuid, node_id text, ts timestamptz, payload jsonb) ON COMMIT DELETE ROWS"
+)
+STAGE_COPY = "COPY stage_readings (event_id, node_id, ts, payload) FROM STDIN"
+MERGE_SQL = """
+WITH ins AS (
+  INSERT INTO readings AS r (event_id, device_id, seq, node_id, ts, received_at, "values",
+                             model, model_version, score, anomaly, escalate, inference)
+  SELECT s.event_id, s.payload->>'device_id', (s.payload->'data'->>'seq')::bigint, s.node_id,
+         s.ts, now(), s.payload->'data'->'values', i.inf->>'model', i.inf->>'version',
+         (i.inf->>'score')::float8, coalesce((i.inf->>'anomaly')::boolean, false),
+         coalesce((i.inf->>'escalate')::boolean, false), i.inf
+  FROM stage_readings s
+  CROSS JOIN LATERAL (SELECT NULLIF(s.payload->'data'->'inference', 'null'::jsonb) AS inf) i
+  ON CONFLICT DO NOTHING
+  RETURNING r.event_id, r.device_id, r.seq, r.node_id, r.ts, r."values", r.anomaly, r.escalate
+), agg AS (
+  INSERT INTO aggregates_1m AS a (device_id, metric, bucket, count, sum, min, max, anomaly_count)
+  SELECT ins.device_id, kv.key, date_trunc('minute', ins.ts, 'UTC'), count(*),
+         sum(kv.value::numeric), min(kv.value::float8), max(kv.value::float8),
+         count(*) FILTER (WHERE ins.anomaly)
+  FROM ins CROSS JOIN LATERAL jsonb_each(ins."values") kv
+  WHERE jsonb_typeof(kv.value) = 'number'
+  GROUP BY 1, 2, 3
+  ON CONFLICT (device_id, metric, bucket) DO UPDATE SET
+    count = a.count + excluded.count, sum = a.sum + excluded.sum,
+    min = least(a.min, excluded.min), max = greatest(a.max, excluded.max),
+    anomaly_count = a.anomaly_count + excluded.anomaly_count
+  RETURNING 1
+), dev AS (
+  INSERT INTO devices AS d (device_id, node_id, first_seen, last_seen, last_seq, readings)
+  SELECT device_id, (array_agg(node_id ORDER BY ts DESC, seq DESC))[1], min(ts), max(ts),
+         max(seq), count(*)
+  FROM ins GROUP BY device_id
+  ON CONFLICT (device_id) DO UPDATE SET
+    node_id = CASE WHEN excluded.last_seen >= d.last_seen THEN excluded.node_id
+                   ELSE d.node_id END,
+    first_seen = least(d.first_seen, excluded.first_seen),
+    last_seen = greatest(d.last_seen, excluded.last_seen),
+    last_seq = greatest(d.last_seq, excluded.last_seq),
+    readings = d.readings + excluded.readings
+  RETURNING 1
+), esc AS (
+  INSERT INTO escalations (event_id, status, tokens, attempts, next_attempt_at, created_at,
+                           updated_at)
+  SELECT event_id, %(esc_status)s, 0, 0, now(), now(), now() FROM ins WHERE escalate
+  ON CONFLICT DO NOTHING
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM esc),
+       (SELECT count(*) FROM agg), (SELECT count(*) FROM dev)
+"""
+
+
+@dataclass(slots=True)
+class WriteResult:
+    readings_new: int = 0
+    readings_duplicate: int = 0
+    heartbeats_new: int = 0
+    model_status_new: int = 0
+    dead_letters: int = 0
+    escalations_queued: int = 0
+
+    def add(self, other: WriteResult) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+def _copy_escape(b: bytes) -> bytes:
+    return (
+        b.replace(b"\\", b"\\\\")
+        .replace(b"\n", b"\\n")
+        .replace(b"\r", b"\\r")
+        .replace(b"\t", b"\\t")
+    )
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    return ts.replace(tzinfo=UTC) if ts is not None and ts.tzinfo is None else ts
+
+
+def _insert(conn: Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT (with ``on_conflict_*``)."""
+    mod = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return mod.insert(table)
+
+
+class Store:
+    """One batch -> one transaction. ``escalation_status`` is what new escalations start as."""
+
+    def __init__(self, engine: Engine, escalation_status: str = "pending") -> None:
+        self.engine = engine
+        self.escalation_status = escalation_status
+        self.is_postgres = engine.dialect.name == "postgresql"
+
+    # --- public ---------------------------------------------------------------------------
+    def write(self, batch: Decoded) -> WriteResult:
+        """Write ``batch`` atomically; on a data error, event by event (bad ones dead-lettered)."""
+        try:
+            return self._write_tx(batch)
+        except DATA_ERRORS as exc:
+            log.warning(
+                "batch rejected by the database, writing event by event",
+                extra={"error": str(exc).splitlines()[0], "events": len(batch)},
+            )
+        except TRANSIENT_ERRORS as exc:
+            raise TransportError(f"cloud database: {exc}") from exc
+        result = WriteResult()
+        for single, msg_dl in _split(batch):
+            try:
+                result.add(self._write_tx(single))
+            except DATA_ERRORS as exc:
+                if msg_dl is None:
+                    raise
+                msg_dl.detail = str(exc).splitlines()[0][:2000]
+                result.add(self._write_tx(Decoded(dead_letters=[msg_dl])))
+            except TRANSIENT_ERRORS as exc:
+                raise TransportError(f"cloud database: {exc}") from exc
+        return result
+
+    # --- one transaction --------------------------------------------------------------------
+    def _write_tx(self, batch: Decoded) -> WriteResult:
+        res = WriteResult()
+        with self.engine.begin() as conn:
+            if batch.readings:
+                if self.is_postgres:
+                    self._readings_pg(conn, batch.readings, res)
+                else:
+                    self._readings_sqlite(conn, batch.readings, res)
+            if batch.heartbeats:
+                self._heartbeats(conn, [ev for _, ev in batch.heartbeats], res)
+            if batch.model_status:
+                self._model_status(conn, [ev for _, ev in batch.model_status], res)
+            if batch.dead_letters:
+                self._dead_letters(conn, batch.dead_letters, res)
+        return res
+
+    def _readings_pg(
+        self, conn: Connection, readings: list[tuple[Any, ReadingEvent]], res: WriteResult
+    ) -> None:
+        raw: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
+        buf = bytearray()
+        for msg, ev in readings:
+            buf += b"%s\t%s\t%s\t%s\n" % (
+                str(ev.event_id).encode(),
+                ev.node_id.encode(),
+                ev.ts.isoformat().encode(),
+                _copy_escape(msg.value),
+            )
+        with raw.cursor() as cur:
+            cur.execute(STAGE_DDL)
+            with cur.copy(STAGE_COPY) as cp:
+                cp.write(bytes(buf))
+            cur.execute(MERGE_SQL, {"esc_status": self.escalation_status})
+            row = cur.fetchone()
+        assert row is not None
+        res.readings_new += int(row[0])
+        res.readings_duplicate += len(readings) - int(row[0])
+        res.escalations_queued += int(row[1])
+
+    def _readings_sqlite(
+        self, conn: Connection, readings: list[tuple[Any, ReadingEvent]], res: WriteResult
+    ) -> None:
+        t = db.table_of(db.Reading)
+        new: list[ReadingEvent] = []
+        for _, ev in readings:
+            inf = ev.data.inference
+            stmt = (
+                _insert(conn, t)
+                .values(
+                    event_id=ev.event_id,
+                    device_id=ev.device_id,
+                    seq=ev.data.seq,
+                    node_id=ev.node_id,
+                    ts=ev.ts.astimezone(UTC),
+                    received_at=db.utcnow(),
+                    values=ev.data.values,
+                    model=inf.model if inf else None,
+                    model_version=inf.version if inf else None,
+                    score=inf.score if inf else None,
+                    anomaly=bool(inf and inf.anomaly),
+                    escalate=bool(inf and inf.escalate),
+                    inference=inf.model_dump(mode="json") if inf else None,
+                )
+                .on_conflict_do_nothing()
+            )
+            if conn.execute(stmt).rowcount == 1:
+                new.append(ev)
+        res.readings_new += len(new)
+        res.readings_duplicate += len(readings) - len(new)
+        _sqlite_aggregates(conn, new)
+        _sqlite_devices(conn, new)
+        escalate = [ev for ev in new if ev.data.inference and ev.data.inference.escalate]
+        if escalate:
+            now = db.utcnow()
+            conn.execute(
+                _insert(conn, db.table_of(db.Escalation)).on_conflict_do_nothing(),
+                [
+                    {
+                        "event_id": ev.event_id,
+                        "status": self.escalation_status,
+                        "tokens": 0,
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for ev in escalate
+                ],
+            )
+            res.escalations_queued += len(escalate)
+
+    def _heartbeats(self, conn: Connection, hbs: list[HeartbeatEvent], res: WriteResult) -> None:
+        t = db.table_of(db.Heartbeat)
+        stmt = (
+            _insert(conn, t)
+            .values(
+                [
+                    {
+                        "event_id": ev.event_id,
+                        "node_id": ev.node_id,
+                        "role": ev.data.role,
+                        "ts": ev.ts,
+                        "received_at": db.utcnow(),
+                        "data": ev.data.model_dump(mode="json"),
+                    }
+                    for ev in hbs
+                ]
+            )
+            .on_conflict_do_nothing()
+            .returning(t.c.event_id)
+        )
+        new_ids = set(conn.execute(stmt).scalars())
+        res.heartbeats_new += len(new_ids)
+        nodes = db.table_of(db.Node)
+        for ev in sorted((e for e in hbs if e.event_id in new_ids), key=lambda e: e.ts):
+            sel = sa.select(nodes).where(nodes.c.node_id == ev.node_id)
+            if self.is_postgres:
+                sel = sel.with_for_update()
+            cur_row = conn.execute(sel).mappings().first()
+            current = None
+            if cur_row is not None:
+                current = dict(cur_row)
+                for k in ("first_seen", "last_heartbeat", "agent_heartbeat", "bridge_heartbeat"):
+                    current[k] = _aware(current[k])
+            row = merge_node(current, ev)
+            if row is None:
+                continue
+            upsert = _insert(conn, nodes).values(**row)
+            upsert = upsert.on_conflict_do_update(
+                index_elements=[nodes.c.node_id],
+                set_={k: upsert.excluded[k] for k in row if k != "node_id"},
+            )
+            conn.execute(upsert)
+
+    def _model_status(
+        self, conn: Connection, events: list[ModelStatusEvent], res: WriteResult
+    ) -> None:
+        t = db.table_of(db.ModelStatus)
+        stmt = (
+            _insert(conn, t)
+            .values(
+                [
+                    {
+                        "event_id": ev.event_id,
+                        "node_id": ev.node_id,
+                        "rollout_id": ev.data.rollout_id,
+                        "model": ev.data.model,
+                        "version": ev.data.version,
+                        "phase": ev.data.phase,
+                        "detail": ev.data.detail,
+                        "ts": ev.ts,
+                        "received_at": db.utcnow(),
+                        "data": ev.data.model_dump(mode="json"),
+                    }
+                    for ev in events
+                ]
+            )
+            .on_conflict_do_nothing()
+            .returning(t.c.event_id)
+        )
+        new_ids = set(conn.execute(stmt).scalars())
+        res.model_status_new += len(new_ids)
+        latest = db.table_of(db.ModelStatusLatest)
+        for ev in sorted((e for e in events if e.event_id in new_ids), key=lambda e: e.ts):
+            row = {
+                "node_id": ev.node_id,
+                "model": ev.data.model,
+                "version": ev.data.version,
+                "phase": ev.data.phase,
+                "rollout_id": ev.data.rollout_id,
+                "detail": ev.data.detail,
+                "ts": ev.ts,
+                "event_id": ev.event_id,
+            }
+            up = _insert(conn, latest).values(**row)
+            up = up.on_conflict_do_update(
+                index_elements=[latest.c.node_id, latest.c.model],
+                set_={k: up.excluded[k] for k in row if k not in ("node_id", "model")},
+                where=latest.c.ts < up.excluded.ts,
+            )
+            conn.execute(up)
+
+    def _dead_letters(self, conn: Connection, rows: list[DeadLetterRow], res: WriteResult) -> None:
+        now = db.utcnow()
+        conn.execute(
+            sa.insert(db.table_of(db.DeadLetter)),
+            [
+                {
+                    "topic": r.topic,
+                    "partition": r.partition,
+                    "offset": r.offset,
+                    "reason": r.reason,
+                    "detail": r.detail,
+                    "payload": r.payload,
+                    "node_id": r.node_id,
+                    "event_id": r.event_id,
+                    "received_at": now,
+                }
+                for r in rows
+            ],
+        )
+        res.dead_letters += len(rows)
+
+
+def _split(batch: Decoded) -> Iterable[tuple[Decoded, DeadLetterRow | None]]:
+    """One single-event batch per event, with the dead letter to keep if it is refused."""
+    for m, r in batch.readings:
+        yield (
+            Decoded(readings=[(m, r)]),
+            dead_letter(m, "db_rejected", "", node_id=r.node_id, event_id=str(r.event_id)),
+        )
+    for m, h in batch.heartbeats:
+        yield (
+            Decoded(heartbeats=[(m, h)]),
+            dead_letter(m, "db_rejected", "", node_id=h.node_id, event_id=str(h.event_id)),
+        )
+    for m, s in batch.model_status:
+        yield (
+            Decoded(model_status=[(m, s)]),
+            dead_letter(m, "db_rejected", "", node_id=s.node_id, event_id=str(s.event_id)),
+        )
+    if batch.dead_letters:
+        yield Decoded(dead_letters=batch.dead_letters), None
+
+
+def _bucket(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def _sqlite_aggregates(conn: Connection, new: list[ReadingEvent]) -> None:
+    acc: dict[tuple[str, str, datetime], list[float]] = {}
+    for ev in new:
+        anomaly = 1 if ev.data.inference and ev.data.inference.anomaly else 0
+        b = _bucket(ev.ts)
+        for name, v in ev.data.values.items():
+            if isinstance(v, list):
+                continue
+            a = acc.get((ev.device_id, name, b))
+            if a is None:
+                acc[(ev.device_id, name, b)] = [1, v, v, v, anomaly]
+            else:
+                a[0] += 1
+                a[1] += v
+                a[2] = min(a[2], v)
+                a[3] = max(a[3], v)
+                a[4] += anomaly
+    if not acc:
+        return
+    t = db.table_of(db.Aggregate1m)
+    for (dev, metric, b), (n, s, lo, hi, an) in acc.items():
+        up = _insert(conn, t).values(
+            device_id=dev, metric=metric, bucket=b, count=n, sum=s, min=lo, max=hi, anomaly_count=an
+        )
+        up = up.on_conflict_do_update(
+            index_elements=[t.c.device_id, t.c.metric, t.c.bucket],
+            set_={
+                "count": t.c.count + up.excluded.count,
+                "sum": t.c.sum + up.excluded.sum,
+                "min": sa.func.min(t.c.min, up.excluded.min),
+                "max": sa.func.max(t.c.max, up.excluded.max),
+                "anomaly_count": t.c.anomaly_count + up.excluded.anomaly_count,
+            },
+        )
+        conn.execute(up)
+
+
+def _sqlite_devices(conn: Connection, new: list[ReadingEvent]) -> None:
+    t = db.table_of(db.Device)
+    for ev in sorted(new, key=lambda e: (e.ts, e.data.seq)):
+        up = _insert(conn, t).values(
+            device_id=ev.device_id,
+            node_id=ev.node_id,
+            first_seen=ev.ts.astimezone(UTC),
+            last_seen=ev.ts.astimezone(UTC),
+            last_seq=ev.data.seq,
+            readings=1,
+        )
+        up = up.on_conflict_do_update(
+            index_elements=[t.c.device_id],
+            set_={
+                "node_id": sa.case(
+                    (up.excluded.last_seen >= t.c.last_seen, up.excluded.node_id), else_=t.c.node_id
+                ),
+                "first_seen": sa.func.min(t.c.first_seen, up.excluded.first_seen),
+                "last_seen": sa.func.max(t.c.last_seen, up.excluded.last_seen),
+                "last_seq": sa.func.max(t.c.last_seq, up.excluded.last_seq),
+                "readings": t.c.readings + 1,
+            },
+        )
+        conn.execute(up)
