@@ -1,15 +1,134 @@
-"""Cloud API tokens (scopes read, operate, admin, node)."""
+"""``edgecloud token``: cloud API tokens (scopes read < operate < admin; node = one node's own
+desired state). Works on the cloud database directly (EDGECLOUD_DATABASE_URL), so the first
+admin token can be made before any token exists; ``POST /api/v1/tokens`` does the same over HTTP.
+"""
 
 from __future__ import annotations
 
+import uuid
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
 
-from edgecloud.cli._common import not_yet
+from edgecloud.cli._common import fail
 
-app = typer.Typer(help="Cloud API tokens (scopes read, operate, admin, node).", no_args_is_help=True)
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+app = typer.Typer(
+    help="Cloud API tokens (scopes read, operate, admin, node).", no_args_is_help=True
+)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--database-url", help="cloud database (env EDGECLOUD_DATABASE_URL)"),
+]
+
+
+def _engine(database_url: str | None) -> Engine:
+    from pydantic import ValidationError
+
+    from edgecloud.cli._common import settings_error
+    from edgecloud.cloud.db import make_engine
+    from edgecloud.cloud.settings import CloudSettings
+
+    try:
+        flags: dict[str, Any] = {"database_url": database_url} if database_url else {}
+        settings = CloudSettings(**flags)
+    except ValidationError as exc:
+        settings_error(exc)
+    return make_engine(settings.database_url)
 
 
 @app.command("create")
-def create() -> None:
-    """create (issue #5)."""
-    not_yet("create", 5)
+def create(
+    scope: Annotated[str, typer.Option(help="read, operate, admin or node")],
+    name: Annotated[str, typer.Option(help="a label to recognise the token by")] = "",
+    node_id: Annotated[
+        str | None, typer.Option("--node-id", help="the node a node-scope token acts for")
+    ] = None,
+    database_url: DbOption = None,
+    migrate: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="upgrade the schema first")
+    ] = True,
+) -> None:
+    """Create a token and print it (once: only its sha256 is stored)."""
+    from sqlmodel import Session
+
+    from edgecloud.cloud import auth
+    from edgecloud.core.errors import ValidationFailed
+
+    if scope not in auth.SCOPES:
+        fail(f"--scope must be one of {', '.join(auth.SCOPES)}")
+    engine = _engine(database_url)
+    try:
+        if migrate:
+            from edgecloud.cloud.migrations import migrate as run_migrate
+
+            run_migrate(engine.url.render_as_string(hide_password=False))
+        with Session(engine) as session:
+            token, row = auth.create_token(session, scope, name, node_id)
+    except ValidationFailed as exc:
+        fail(exc.detail)
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"created {row.scope} token {row.name!r} (id {row.id}); it is shown only now:", err=True
+    )
+    typer.echo(token)
+
+
+@app.command("ls")
+def ls(database_url: DbOption = None) -> None:
+    """List tokens (never the tokens themselves: only their hashes are stored)."""
+    from rich.console import Console
+    from rich.table import Table
+    from sqlmodel import Session, col, select
+
+    from edgecloud.cloud.db import ApiToken
+
+    engine = _engine(database_url)
+    try:
+        with Session(engine) as session:
+            rows = session.exec(select(ApiToken).order_by(col(ApiToken.created_at))).all()
+    finally:
+        engine.dispose()
+    table = Table("name", "scope", "node", "created", "last used", "revoked")
+    table.add_column("id", overflow="fold", min_width=36)
+    for r in rows:
+        table.add_row(
+            str(r.id),
+            r.name,
+            r.scope,
+            r.node_id or "",
+            f"{r.created_at:%Y-%m-%d %H:%M}",
+            f"{r.last_used_at:%Y-%m-%d %H:%M}" if r.last_used_at else "",
+            f"{r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "",
+            str(r.id),
+        )
+    Console().print(table)
+
+
+@app.command("revoke")
+def revoke(
+    token_id: Annotated[str, typer.Argument(help="the id shown by `token ls`")],
+    database_url: DbOption = None,
+) -> None:
+    """Revoke a token (API processes stop accepting it within 5 seconds)."""
+    from sqlmodel import Session
+
+    from edgecloud.cloud import auth
+
+    try:
+        tid = uuid.UUID(token_id)
+    except ValueError:
+        fail(f"{token_id!r} is not a token id")
+    engine = _engine(database_url)
+    try:
+        with Session(engine) as session:
+            done = auth.revoke_token(session, tid)
+    finally:
+        engine.dispose()
+    if not done:
+        fail(f"no active token {tid}")
+    typer.echo(f"revoked {tid}")
