@@ -1,0 +1,209 @@
+"""The application processes of ``edgecloud dev up``: one table, ``app_specs``.
+
+Each app is the real CLI command (``edgecloud cloud api``, ``cloud worker``, ``edge run``,
+``bridge run``) started detached with its settings in the environment (names in
+docs/design.md). To add a process, add a spec here; ``dev up``, ``dev status`` and ``dev down``
+pick it up. An app that exits at once is reported with its exit code and last log lines; it
+does not stop ``dev up``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgecloud.dev import process
+from edgecloud.dev.stack import Infra
+
+CLOUD_API_PORT = 8400
+CLOUD_DATABASE = "cloud"
+TOKEN_SCOPES = ("read", "operate", "admin")
+
+
+def agent_http_port(index: int) -> int:
+    return 8410 + index
+
+
+def bridge_http_port(index: int) -> int:
+    return 8460 + index
+
+
+def node_ids(nodes: int) -> list[str]:
+    return [f"edge-{i}" for i in range(1, nodes + 1)]
+
+
+def node_database(node_id: str) -> str:
+    """``edge-1`` -> ``edge_1`` (one Postgres database per edge node)."""
+    return node_id.replace("-", "_").replace(".", "_")
+
+
+def cli() -> list[str]:
+    """The ``edgecloud`` executable of this interpreter's environment."""
+    beside = Path(sys.executable).parent / "edgecloud"
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("edgecloud")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "from edgecloud.cli import main; main()"]
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    name: str  # key in ``dev status --json`` "processes"
+    argv: list[str]
+    env: dict[str, str]
+    node_id: str | None = None
+    health_url: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def cloud_api_url() -> str:
+    return f"http://127.0.0.1:{CLOUD_API_PORT}"
+
+
+def app_specs(infra: Infra, nodes: int) -> list[AppSpec]:
+    state = infra.state_dir
+    common = {
+        "EDGECLOUD_ENV": "development",
+        "EDGECLOUD_LOG_FORMAT": "json",
+        "EDGECLOUD_MQTT_URL": infra.mqtt_url,
+        "EDGECLOUD_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        "EDGECLOUD_CLOUD_API_URL": cloud_api_url(),
+    }
+    cloud_db = {"EDGECLOUD_DATABASE_URL": infra.database_url(CLOUD_DATABASE)}
+    specs = [
+        AppSpec(
+            "cloud_api",
+            [*cli(), "cloud", "api"],
+            {**common, **cloud_db, "EDGECLOUD_API_PORT": str(CLOUD_API_PORT)},
+            health_url=f"{cloud_api_url()}/healthz",
+        ),
+        AppSpec("cloud_worker", [*cli(), "cloud", "worker"], {**common, **cloud_db}),
+    ]
+    for index, node in enumerate(node_ids(nodes), start=1):
+        labels = {"site": f"site-{index}"}
+        node_env = {
+            **common,
+            "EDGECLOUD_NODE_ID": node,
+            "EDGECLOUD_NODE_LABELS": ",".join(f"{k}={v}" for k, v in labels.items()),
+        }
+        agent_user, agent_pw = infra.mqtt_account("edge-agent")
+        bridge_user, bridge_pw = infra.mqtt_account("bridge")
+        specs.append(
+            AppSpec(
+                f"edge_agent.{node}",
+                [*cli(), "edge", "run"],
+                {
+                    **node_env,
+                    "EDGECLOUD_DATABASE_URL": infra.database_url(node_database(node)),
+                    "EDGECLOUD_MQTT_USERNAME": agent_user,
+                    "EDGECLOUD_MQTT_PASSWORD": agent_pw,
+                    "EDGECLOUD_HTTP_PORT": str(agent_http_port(index)),
+                },
+                node_id=node,
+                health_url=f"http://127.0.0.1:{agent_http_port(index)}/healthz",
+                labels=labels,
+            )
+        )
+        specs.append(
+            AppSpec(
+                f"bridge.{node}",
+                [*cli(), "bridge", "run"],
+                {
+                    **node_env,
+                    "EDGECLOUD_MQTT_USERNAME": bridge_user,
+                    "EDGECLOUD_MQTT_PASSWORD": bridge_pw,
+                    "EDGECLOUD_BRIDGE_HTTP_PORT": str(bridge_http_port(index)),
+                    "EDGECLOUD_SPOOL_DIR": str(state / "spool" / node),
+                },
+                node_id=node,
+                labels=labels,
+            )
+        )
+    return specs
+
+
+class AppProcess:
+    """One app of the table: pid file ``run/app-<name>.pid``, log ``logs/<name>.log``."""
+
+    def __init__(self, state_dir: Path, name: str) -> None:
+        self.name = name
+        self.pid_file = state_dir / "run" / f"app-{name}.pid"
+        self.exit_file = state_dir / "run" / f"app-{name}.exit"
+        self.log_file = state_dir / "logs" / f"{name}.log"
+
+    def pid(self) -> int | None:
+        return process.read_pid(self.pid_file)
+
+    def start(self, spec: AppSpec) -> int:
+        pid = self.pid()
+        if pid is not None:
+            return pid
+        self.exit_file.unlink(missing_ok=True)
+        env = {**os.environ, **spec.env}
+        pid = process.spawn(spec.argv, self.log_file, env=env)
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        self.pid_file.write_text(f"{pid}\n")
+        return pid
+
+    def reap(self, pid: int) -> int | None:
+        """Exit code of our child ``pid`` if it has ended (recorded for ``dev status``)."""
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if done != pid:
+            return None
+        code = os.waitstatus_to_exitcode(status)
+        self.exit_file.write_text(json.dumps({"code": code, "tail": process.tail(self.log_file)}))
+        return code
+
+    def exit_info(self) -> dict[str, object] | None:
+        try:
+            info: dict[str, object] = json.loads(self.exit_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return info
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if pid is not None:
+            process.terminate(pid, signal.SIGTERM, timeout=15.0)
+        self.pid_file.unlink(missing_ok=True)
+
+
+def load_tokens(infra: Infra) -> dict[str, str] | None:
+    """API tokens for ``dev status`` (scopes read / operate / admin), made once per state dir.
+
+    Runs ``edgecloud token create --scope S --name dev-S`` against the cloud database and takes
+    the token from the last line of its output (or the ``token`` key of a JSON object). Until
+    that command exists (it exits 2 today) the tokens stay ``None``.
+    """
+    path = infra.state_dir / "tokens.json"
+    if path.exists():
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
+    env = {**os.environ, "EDGECLOUD_DATABASE_URL": infra.database_url(CLOUD_DATABASE)}
+    tokens: dict[str, str] = {}
+    for scope in TOKEN_SCOPES:
+        argv = [*cli(), "token", "create", "--scope", scope, "--name", f"dev-{scope}"]
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        lines = done.stdout.strip().splitlines()
+        if done.returncode != 0 or not lines:
+            return None
+        last = lines[-1].strip()
+        if last.startswith("{"):
+            last = str(json.loads(last).get("token", ""))
+        if not last:
+            return None
+        tokens[scope] = last
+    path.write_text(json.dumps(tokens))
+    path.chmod(0o600)
+    return tokens

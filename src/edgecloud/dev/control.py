@@ -1,0 +1,161 @@
+"""``edgecloud dev up / down / status``: the infrastructure plus the app table, as one stack.
+
+``<state>/stack.json`` remembers what ``up`` was asked for (node count, external services), so
+that ``status`` and ``down`` describe and stop exactly that.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from edgecloud.dev import apps, process
+from edgecloud.dev.base import DEV_PORTS, Ports
+from edgecloud.dev.kafka_jars import jars_present
+from edgecloud.dev.stack import External, Infra, ensure_infra
+
+STARTUP_GRACE_S = 2.0  # an app still running after this is reported as started
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    state_dir: Path
+    nodes: int = 1
+    ports: Ports = DEV_PORTS
+    external: External = External()
+
+    def save(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        data = {
+            "nodes": self.nodes,
+            "ports": asdict(self.ports),
+            "external": asdict(self.external),
+        }
+        (self.state_dir / "stack.json").write_text(json.dumps(data, indent=2))
+
+    @classmethod
+    def load(cls, state_dir: Path, external: External | None = None) -> StackConfig:
+        try:
+            data = json.loads((state_dir / "stack.json").read_text())
+        except (OSError, ValueError):
+            return cls(state_dir, external=external or External())
+        return cls(
+            state_dir,
+            nodes=int(data.get("nodes", 1)),
+            ports=Ports(**data.get("ports", asdict(DEV_PORTS))),
+            external=External(**data.get("external", {})),
+        )
+
+    def infra(self) -> Infra:
+        return Infra(self.state_dir, self.ports, self.external)
+
+
+@dataclass
+class AppReport:
+    name: str
+    pid: int | None
+    exit_code: int | None = None
+    tail: str = ""
+
+
+Step = Callable[[str], None]
+
+
+def up(config: StackConfig, step: Step) -> list[AppReport]:
+    """Start what is not running; ``step(text)`` announces each slow step."""
+    config.save()
+    if config.external.kafka_bootstrap is None and not jars_present():
+        step("fetching Kafka jars from Maven Central (first run only)")
+    infra = ensure_infra(
+        config.state_dir,
+        config.ports,
+        config.external,
+        notify=lambda name: step(f"starting {name}"),
+    )
+    step("creating databases")
+    infra.create_database(apps.CLOUD_DATABASE)
+    for node in apps.node_ids(config.nodes):
+        infra.create_database(apps.node_database(node))
+    step("starting apps")
+    specs = apps.app_specs(infra, config.nodes)
+    started = {spec.name: apps.AppProcess(config.state_dir, spec.name) for spec in specs}
+    pids = {
+        name: proc.start(spec) for spec, (name, proc) in zip(specs, started.items(), strict=True)
+    }
+    time.sleep(STARTUP_GRACE_S)
+    reports = []
+    for name, proc in started.items():
+        code = proc.reap(pids[name])
+        if code is None and process.pid_alive(pids[name]):
+            reports.append(AppReport(name, pids[name]))
+        else:
+            proc.pid_file.unlink(missing_ok=True)
+            info = proc.exit_info() or {}
+            reports.append(AppReport(name, None, code, str(info.get("tail", ""))))
+    apps.load_tokens(infra)
+    return reports
+
+
+def down(config: StackConfig) -> None:
+    """Stop every app of the state dir, then the infrastructure we started."""
+    run_dir = config.state_dir / "run"
+    for pid_file in sorted(run_dir.glob("app-*.pid")):
+        apps.AppProcess(config.state_dir, pid_file.stem.removeprefix("app-")).stop()
+    config.infra().stop()
+
+
+def status(config: StackConfig) -> dict[str, Any]:
+    """The ``dev status --json`` object (CONTRACT section 4)."""
+    infra = config.infra()
+    processes: dict[str, int | None] = {"postgres": None, "mosquitto": None, "kafka": None}
+    processes.update(infra.pids())
+    specs = apps.app_specs(infra, config.nodes)
+    for spec in specs:
+        processes[spec.name] = apps.AppProcess(config.state_dir, spec.name).pid()
+    nodes = []
+    for node in apps.node_ids(config.nodes):
+        agent = next(s for s in specs if s.node_id == node and s.name.startswith("edge_agent"))
+        nodes.append(
+            {
+                "node_id": node,
+                "labels": agent.labels,
+                "database_url": infra.database_url(apps.node_database(node)),
+                "agent_pid": processes[agent.name],
+                "bridge_pid": processes[f"bridge.{node}"],
+                "health_url": agent.health_url,
+            }
+        )
+    user, password = infra.mqtt_account("simulator")
+    return {
+        "mqtt_url": infra.mqtt_url,
+        "kafka_bootstrap": infra.kafka_bootstrap,
+        "cloud_api_url": apps.cloud_api_url(),
+        "cloud_database_url": infra.database_url(apps.CLOUD_DATABASE),
+        "device_credentials": {"username": user, "password": password},
+        "tokens": _stored_tokens(config.state_dir),
+        "nodes": nodes,
+        "processes": processes,
+    }
+
+
+def exited_apps(config: StackConfig) -> dict[str, dict[str, object]]:
+    """Apps that are not running, with the exit code and log tail ``dev up`` recorded."""
+    infra = config.infra()
+    result = {}
+    for spec in apps.app_specs(infra, config.nodes):
+        proc = apps.AppProcess(config.state_dir, spec.name)
+        if proc.pid() is None:
+            result[spec.name] = proc.exit_info() or {"code": None, "tail": "not started"}
+    return result
+
+
+def _stored_tokens(state_dir: Path) -> dict[str, str] | None:
+    try:
+        tokens: dict[str, str] = json.loads((state_dir / "tokens.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return tokens
