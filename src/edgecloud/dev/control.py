@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ class StackConfig:
     state_dir: Path
     nodes: int = 1
     ports: Ports = DEV_PORTS
-    external: External = External()
+    external: External = field(default_factory=External)
 
     def save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
