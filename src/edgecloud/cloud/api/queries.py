@@ -24,7 +24,6 @@ from edgecloud.cloud.db import (
     ModelStatusLatest,
     Node,
     Reading,
-    ServiceState,
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -200,11 +199,6 @@ def node_device_count(session: Session, node_id: str) -> int:
 def escalation_counts(session: Session) -> dict[str, int]:
     query = select(col(Escalation.status), func.count()).group_by(col(Escalation.status))
     return {status: int(n) for status, n in session.exec(query).all()}
-
-
-def service_state(session: Session, key: str) -> dict[str, Any] | None:
-    row = session.get(ServiceState, key)
-    return dict(row.value) if row is not None else None
 
 
 def fleet_totals(session: Session) -> dict[str, int]:

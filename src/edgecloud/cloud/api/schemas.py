@@ -138,6 +138,9 @@ class NodeDetail(NodeOut):
 
 class EscalationStatusOut(BaseModel):
     enabled: bool
+    status: str = Field(
+        description="enabled, disabled, circuit_open, budget_exhausted or unknown (no worker yet)"
+    )
     reason: str | None = Field(None, description="why escalation is off, when it is")
     state: dict[str, Any] | None = Field(
         None, description="what the worker last published (budget, breaker), if anything"

@@ -95,8 +95,11 @@ function renderFleet(nodes) {
 
 function renderEscalation(e) {
   const badge = $("escalation");
-  badge.className = "badge " + (e.enabled ? "on" : "off");
-  badge.textContent = "escalation: " + (e.enabled ? "on" : "off") + (e.reason ? " (" + e.reason + ")" : "");
+  const ok = e.enabled && (e.status === "enabled" || e.status === "unknown");
+  badge.className = "badge " + (ok ? "on" : "off");
+  const st = e.state || {};
+  const budget = st.token_budget ? " · tokens " + (st.tokens_used || 0) + "/" + st.token_budget : "";
+  badge.textContent = "escalation: " + e.status.replace("_", " ") + budget + (e.reason ? " (" + e.reason + ")" : "");
 }
 
 function renderAnomalies(items) {
