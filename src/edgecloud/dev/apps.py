@@ -155,14 +155,10 @@ class AppProcess:
 
     def reap(self, pid: int) -> int | None:
         """Exit code of our child ``pid`` if it has ended (recorded for ``dev status``)."""
-        try:
-            done, status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return None
-        if done != pid:
-            return None
-        code = os.waitstatus_to_exitcode(status)
-        self.exit_file.write_text(json.dumps({"code": code, "tail": process.tail(self.log_file)}))
+        code = process.exit_code(pid)
+        if code is not None:
+            info = {"code": code, "tail": process.tail(self.log_file)}
+            self.exit_file.write_text(json.dumps(info))
         return code
 
     def exit_info(self) -> dict[str, object] | None:

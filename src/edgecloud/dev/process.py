@@ -19,12 +19,22 @@ from pathlib import Path
 from edgecloud.core.errors import ServiceError
 
 
+# Children spawned by this process: kept so that they are reaped (and never garbage-collected
+# while running, which subprocess reports as a ResourceWarning).
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def exit_code(pid: int) -> int | None:
+    """Exit code of a child we spawned once it has ended; None while it runs (or not ours)."""
+    child = _children.get(pid)
+    return None if child is None else child.poll()
+
+
 def pid_alive(pid: int) -> bool:
-    """True when ``pid`` runs and is not a zombie (a zombie child is reaped on the way)."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
+    """True when ``pid`` runs and is not a zombie (our own children are reaped on the way)."""
+    child = _children.get(pid)
+    if child is not None:
+        return child.poll() is None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -98,6 +108,7 @@ def spawn(
             cwd=cwd,
             start_new_session=True,
         )
+    _children[proc.pid] = proc
     return proc.pid
 
 

@@ -1,0 +1,79 @@
+"""Shared fixtures (docs/design.md, "Test fixtures").
+
+``stack`` starts (or reuses) the real local services of ``~/.cache/edgecloud/test`` on the test
+ports, under a file lock, and leaves them running for the next session (fast warm start).
+``EDGECLOUD_TEST_POSTGRES_URL`` / ``_MQTT_URL`` / ``_KAFKA_BOOTSTRAP`` point at external
+services instead; ``EDGECLOUD_TEST_STATE_DIR`` moves the state. Tests that kill or cut off a
+service use ``private_infra``: their own instance, own state dir, own free ports.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edgecloud.dev.stack import TEST_PORTS, External, Infra, Ports, ensure_infra
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests under tests/integration and tests/e2e carry their marker without repeating it."""
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        if "integration" in parts:
+            item.add_marker(pytest.mark.integration)
+        if "e2e" in parts:
+            item.add_marker(pytest.mark.e2e)
+
+
+def test_state_dir() -> Path:
+    env = os.environ.get("EDGECLOUD_TEST_STATE_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "edgecloud" / "test"
+
+
+@pytest.fixture(scope="session")
+def stack() -> Infra:
+    """The shared test infrastructure (Postgres, Mosquitto, Kafka), started or reused."""
+    return ensure_infra(test_state_dir(), TEST_PORTS, External.from_env("EDGECLOUD_TEST_"))
+
+
+@pytest.fixture
+def unique_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def pg_url(stack: Infra, unique_id: str) -> Iterator[str]:
+    """A fresh Postgres database (``postgresql+psycopg://``), dropped afterwards."""
+    name = f"t_{unique_id}"
+    url = stack.create_database(name)
+    yield url
+    stack.drop_database(name)
+
+
+@pytest.fixture
+def kafka_prefix(stack: Infra, unique_id: str) -> Iterator[str]:
+    """A unique topic prefix such as ``t3f9a1c.``; its topics are deleted afterwards."""
+    prefix = f"t{unique_id}."
+    yield prefix
+    from edgecloud.adapters.kafka_admin import delete_topics_with_prefix
+
+    delete_topics_with_prefix(stack.kafka_bootstrap, prefix)
+
+
+@pytest.fixture
+def private_infra(tmp_path: Path) -> Iterator[Infra]:
+    """An infrastructure of this test alone (fault injection): own state dir and ports.
+
+    Nothing is started yet: call ``.ensure()`` or start single services
+    (``.mosquitto.start()``); everything is stopped afterwards.
+    """
+    infra = Infra(tmp_path / "state", Ports.free())
+    yield infra
+    infra.stop()
