@@ -14,6 +14,7 @@ import logging
 import signal
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -24,7 +25,7 @@ from edgecloud.cloud.db import make_engine
 from edgecloud.cloud.escalation import EscalationRunner, publish_disabled
 from edgecloud.cloud.migrations import migrate
 from edgecloud.cloud.settings import CloudSettings
-from edgecloud.cloud.worker.decode import decode
+from edgecloud.cloud.worker.decode import Decoded, decode
 from edgecloud.cloud.worker.metrics import WorkerMetrics
 from edgecloud.cloud.worker.store import Store, WriteResult
 from edgecloud.core.errors import TransportError
@@ -75,15 +76,18 @@ class Worker:
         self.stop = threading.Event()
 
     def run_once(self) -> int:
-        """Consume, write and commit one batch; returns the number of messages handled."""
+        """Consume, write and commit one batch (no pipelining); returns the messages handled."""
         msgs = self.consumer.poll_batch(self.batch_size, self.poll_timeout_s)
         if not msgs:
             return 0
         started = time.perf_counter()
-        result = self._write_until_done(msgs)
+        result = self._write_until_done(decode(msgs, self.dead_letter_topic))
+        return self._finish(msgs, result, started)
+
+    def _finish(self, msgs: list[RawMessage], result: WriteResult | None, started: float) -> int:
         if result is None:  # stopping while the database was away: the batch will replay
             return 0
-        self.consumer.commit(msgs)
+        self.consumer.commit(msgs)  # only now: the batch is durable in the database
         elapsed = time.perf_counter() - started
         self.metrics.messages.inc(len(msgs))
         self.metrics.record(result)
@@ -95,8 +99,7 @@ class Worker:
             self.totals.batch_seconds.append(elapsed)
         return len(msgs)
 
-    def _write_until_done(self, msgs: list[RawMessage]) -> WriteResult | None:
-        batch = decode(msgs, self.dead_letter_topic)
+    def _write_until_done(self, batch: Decoded) -> WriteResult | None:
         delay = 0.2
         while True:
             try:
@@ -111,10 +114,29 @@ class Worker:
                     return None
                 delay = min(delay * 2, 10.0)
 
-    def run(self) -> None:
+    def run(self, max_messages: int | None = None) -> None:
+        """Until ``stop`` (or ``max_messages``): batch N+1 is fetched and validated while batch
+        N is written by the writer thread; N's offsets are committed once N is durable, and
+        N+1 is written only after that, so offsets never run ahead of the database."""
         log.info("worker consuming", extra={"topics": self.consumer.topics})
-        while not self.stop.is_set():
-            self.run_once()
+        pending: tuple[list[RawMessage], Future[WriteResult | None], float] | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="db-writer") as writer:
+            while not self.stop.is_set():
+                if max_messages is not None and self.totals.messages >= max_messages:
+                    break
+                msgs = self.consumer.poll_batch(self.batch_size, self.poll_timeout_s)
+                started = time.perf_counter()
+                batch = decode(msgs, self.dead_letter_topic) if msgs else None
+                if pending is not None:
+                    done = pending[1].result()
+                    self._finish(pending[0], done, pending[2])
+                    pending = None
+                    if done is None:  # stopped before batch N was durable: N+1 must not pass
+                        break
+                if batch is not None:
+                    pending = (msgs, writer.submit(self._write_until_done, batch), started)
+            if pending is not None:
+                self._finish(pending[0], pending[1].result(), pending[2])
         log.info(
             "worker stopped",
             extra={"messages": self.totals.messages, "batches": self.totals.batches},
