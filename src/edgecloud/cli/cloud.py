@@ -6,8 +6,6 @@ from typing import Annotated, Any
 
 import typer
 
-from edgecloud.cli._common import not_yet
-
 app = typer.Typer(help="Cloud services: REST API + dashboard, Kafka worker.", no_args_is_help=True)
 
 
@@ -70,6 +68,78 @@ def api(
 
 
 @app.command("worker")
-def worker() -> None:
-    """worker (issue #5)."""
-    not_yet("worker", 5)
+def worker(
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="cloud database, postgresql+psycopg://... (env EDGECLOUD_DATABASE_URL)"),
+    ] = None,
+    kafka_bootstrap: Annotated[
+        str | None,
+        typer.Option(help="Kafka bootstrap servers (env EDGECLOUD_KAFKA_BOOTSTRAP)"),
+    ] = None,
+    topic_prefix: Annotated[
+        str | None,
+        typer.Option(help="prefix of every Kafka topic (env EDGECLOUD_KAFKA_TOPIC_PREFIX)"),
+    ] = None,
+    group_id: Annotated[
+        str | None,
+        typer.Option(
+            help="consumer group (env EDGECLOUD_KAFKA_GROUP_ID, default edgecloud-cloud-worker)"
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(help="messages per DB transaction (env EDGECLOUD_WORKER_BATCH_SIZE, 2000)"),
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="serve Prometheus /metrics here (env EDGECLOUD_WORKER_METRICS_PORT)"),
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option(help="(env EDGECLOUD_LOG_LEVEL, default INFO)")
+    ] = None,
+    log_format: Annotated[
+        str | None, typer.Option(help="json or text (env EDGECLOUD_LOG_FORMAT, default json)")
+    ] = None,
+    migrate: Annotated[
+        bool | None,
+        typer.Option(
+            "--migrate/--no-migrate",
+            help="upgrade the schema to head at start (env EDGECLOUD_WORKER_MIGRATE, default on)",
+        ),
+    ] = None,
+) -> None:
+    """Run the cloud Kafka worker: readings, heartbeats, model status and dead letters into
+    the cloud database (idempotent, offsets stored after each DB commit), per-minute
+    aggregates, and escalation of flagged readings to OPENAI_BASE_URL with OPENAI_API_KEY
+    (escalation is off without a key). Librdkafka settings: EDGECLOUD_KAFKA_CONFIG (JSON);
+    escalation tuning: EDGECLOUD_ESCALATION_* (see docs/cloud-worker.md).
+    """
+    from pydantic import ValidationError
+
+    from edgecloud.cli._common import settings_error
+    from edgecloud.cloud.settings import CloudSettings
+    from edgecloud.cloud.worker.service import run
+    from edgecloud.core.errors import ConfigError, TransportError
+    from edgecloud.core.logging import configure_logging
+
+    flags: dict[str, Any] = {
+        "database_url": database_url,
+        "kafka_bootstrap": kafka_bootstrap,
+        "kafka_topic_prefix": topic_prefix,
+        "kafka_group_id": group_id,
+        "worker_batch_size": batch_size,
+        "worker_metrics_port": metrics_port,
+        "log_level": log_level,
+        "log_format": log_format,
+        "worker_migrate": migrate,
+    }
+    try:
+        settings = CloudSettings(**{k: v for k, v in flags.items() if v is not None})
+    except (ValidationError, ConfigError) as exc:
+        settings_error(exc)
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        run(settings)
+    except (ConfigError, TransportError) as exc:
+        settings_error(exc)
