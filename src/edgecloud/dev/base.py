@@ -180,7 +180,7 @@ class Service(ABC):
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "a") as log:
             log.write(f"\n--- edgecloud: starting {self.name} at {time.strftime('%c')}\n")
-        pid = process.spawn(self.argv(), self.log_file, env=self.env(), cwd=self.state_dir)
+        pid = process.spawn(self.argv(), self.log_file, env=self.env())
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.write_text(f"{pid}\n")
         self.wait_ready(pid, timeout=self.ready_timeout)

@@ -11,30 +11,31 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from edgecloud.core.errors import ServiceError
 
-
-# Children spawned by this process: kept so that they are reaped (and never garbage-collected
-# while running, which subprocess reports as a ResourceWarning).
-_children: dict[int, subprocess.Popen[bytes]] = {}
+# Exit codes of children of this process that have been reaped (``pid_alive`` reaps them).
+_exit_codes: dict[int, int] = {}
 
 
 def exit_code(pid: int) -> int | None:
     """Exit code of a child we spawned once it has ended; None while it runs (or not ours)."""
-    child = _children.get(pid)
-    return None if child is None else child.poll()
+    pid_alive(pid)
+    return _exit_codes.get(pid)
 
 
 def pid_alive(pid: int) -> bool:
     """True when ``pid`` runs and is not a zombie (our own children are reaped on the way)."""
-    child = _children.get(pid)
-    if child is not None:
-        return child.poll() is None
+    if pid in _exit_codes:
+        return False
+    with contextlib.suppress(ChildProcessError):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            _exit_codes[pid] = os.waitstatus_to_exitcode(status)
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -90,26 +91,28 @@ def wait_until(
         time.sleep(interval)
 
 
-def spawn(
-    argv: Sequence[str],
-    log_path: Path,
-    env: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
-) -> int:
-    """Start ``argv`` detached (own session, stdin closed, output appended to ``log_path``)."""
+def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None) -> int:
+    """Start ``argv`` detached (own session, stdin closed, output appended to ``log_path``).
+
+    ``posix_spawn`` rather than ``subprocess.Popen``: the daemons outlive this process, and a
+    Popen object of a running child warns when it is garbage-collected.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        return os.posix_spawnp(
+            argv[0],
             list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-            start_new_session=True,
+            dict(env) if env is not None else dict(os.environ),
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, fd, 1),
+                (os.POSIX_SPAWN_DUP2, fd, 2),
+            ],
+            setsid=True,
         )
-    _children[proc.pid] = proc
-    return proc.pid
+    finally:
+        os.close(fd)
 
 
 def terminate(pid: int, sig: int = signal.SIGTERM, timeout: float = 20.0) -> bool:
