@@ -42,6 +42,9 @@ def merge_node(current: dict[str, Any] | None, hb: HeartbeatEvent) -> dict[str, 
     )
     own_ts = row["agent_heartbeat"] if role == "agent" else row["bridge_heartbeat"]
     if current is not None and not _newer(hb.ts, own_ts):
+        if hb.ts < row["first_seen"]:  # a late old heartbeat still moves first_seen back
+            row["first_seen"] = hb.ts
+            return row
         return None
     row["first_seen"] = min(row["first_seen"], hb.ts)
     row["last_heartbeat"] = max(row["last_heartbeat"], hb.ts)

@@ -1,0 +1,114 @@
+"""The Store on SQLite (plain upserts): duplicates and shuffles give one row each and the same
+aggregates, computed here independently."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from edgecloud.adapters.kafka_consumer import RawMessage
+from edgecloud.cloud.db import make_engine
+from edgecloud.cloud.escalation.state import escalation_status, publish_disabled
+from edgecloud.cloud.migrations import migrate
+from edgecloud.cloud.worker.decode import decode
+from edgecloud.cloud.worker.store import Store
+from edgecloud.core.events import reading_event_id
+
+T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+
+def events(n: int) -> list[dict[str, Any]]:
+    out = []
+    for i in range(n):
+        dev = f"dev-{i % 3}"
+        out.append(
+            {
+                "schema": "edgecloud.event/v1",
+                "event_id": str(reading_event_id(dev, i)),
+                "type": "reading",
+                "node_id": "edge-a",
+                "device_id": dev,
+                "ts": (T0 + timedelta(seconds=7 * i)).isoformat(),
+                "data": {
+                    "seq": i,
+                    "values": {"t": 20 + i % 5, "v": 0.25 * (i % 7), "wave": [1.0, 2.0]},
+                    "inference": {
+                        "model": "m",
+                        "version": "1",
+                        "score": 0.5,
+                        "anomaly": i % 4 == 0,
+                        "escalate": i % 10 == 0,
+                    },
+                },
+            }
+        )
+    return out
+
+
+def expected_aggregates(evs: list[dict[str, Any]]) -> dict[tuple[str, str, datetime], tuple]:
+    acc: dict[tuple[str, str, datetime], list[Any]] = defaultdict(list)
+    for ev in evs:
+        ts = datetime.fromisoformat(ev["ts"]).replace(second=0, microsecond=0)
+        for name, v in ev["data"]["values"].items():
+            if not isinstance(v, list):
+                acc[(ev["device_id"], name, ts)].append((v, ev["data"]["inference"]["anomaly"]))
+    return {
+        k: (
+            len(xs),
+            sum(x for x, _ in xs),
+            min(x for x, _ in xs),
+            max(x for x, _ in xs),
+            sum(1 for _, a in xs if a),
+        )
+        for k, xs in acc.items()
+    }
+
+
+def test_duplicates_and_shuffles_give_one_row_each(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cloud.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    store = Store(engine)
+    evs = events(60)
+    stream = [json.dumps(e).encode() for e in evs] * 2
+    random.Random(7).shuffle(stream)
+    msgs = [RawMessage("p.edgecloud.readings", 0, i, None, v) for i, v in enumerate(stream)]
+    total_new = 0
+    for k in range(0, len(msgs), 25):
+        total_new += store.write(decode(msgs[k : k + 25], "p.edgecloud.dead-letters")).readings_new
+    assert total_new == 60
+    with engine.connect() as conn:
+        ids = conn.execute(sa.text("SELECT event_id FROM readings")).scalars().all()
+        assert sorted(str(uuid.UUID(str(i))) for i in ids) == sorted(e["event_id"] for e in evs)
+        rows = conn.execute(
+            sa.text(
+                "SELECT device_id, metric, bucket, count, sum, min, max, anomaly_count "
+                "FROM aggregates_1m"
+            )
+        ).all()
+        devices = conn.execute(
+            sa.text("SELECT device_id, readings, last_seq FROM devices ORDER BY device_id")
+        ).all()
+        esc = conn.execute(sa.text("SELECT count(*) FROM escalations")).scalar_one()
+    got = {
+        (r[0], r[1], datetime.fromisoformat(str(r[2])).replace(tzinfo=UTC)): (
+            r[3],
+            r[4],
+            r[5],
+            r[6],
+            r[7],
+        )
+        for r in rows
+    }
+    assert got == expected_aggregates(evs)
+    assert devices == [("dev-0", 20, 57), ("dev-1", 20, 58), ("dev-2", 20, 59)]
+    assert esc == 6
+    publish_disabled(engine)
+    assert escalation_status(engine)["state"] == "disabled"
