@@ -70,7 +70,8 @@ def _parse_ts(raw: Any) -> datetime:
     if isinstance(raw, bool):
         raise InvalidReading("wrong_type", "ts must be an RFC 3339 string or epoch seconds")
     if isinstance(raw, int | float):
-        if not math.isfinite(raw) or raw < 0 or raw > 32503680000:
+        # An int is compared as is: math.isfinite(10**400) would raise OverflowError.
+        if (isinstance(raw, float) and not math.isfinite(raw)) or raw < 0 or raw > 32503680000:
             raise InvalidReading("bad_timestamp", f"epoch seconds {raw!r} out of range")
         return datetime.fromtimestamp(raw, tz=UTC)
     if isinstance(raw, str):
@@ -87,13 +88,20 @@ def _parse_ts(raw: Any) -> datetime:
     raise InvalidReading("wrong_type", "ts must be an RFC 3339 string or epoch seconds")
 
 
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float64 (10**400): no finite float holds it
+        return False
+
+
 def _check_finite(reading: Reading) -> None:
     # json.loads turns an overflowing literal such as 1e400 into inf without a hook call.
     for name, value in reading.values.items():
         if isinstance(value, list):
-            if not all(math.isfinite(v) for v in value):
+            if not all(_finite(v) for v in value):
                 raise InvalidReading("non_finite", f"values.{name} holds a non-finite number")
-        elif not math.isfinite(value):
+        elif not _finite(value):
             raise InvalidReading("non_finite", f"values.{name} is not a finite number")
 
 
