@@ -29,7 +29,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-def test_state_dir() -> Path:
+def shared_state_dir() -> Path:
     env = os.environ.get("EDGECLOUD_TEST_STATE_DIR")
     if env:
         return Path(env).expanduser()
@@ -40,7 +40,7 @@ def test_state_dir() -> Path:
 @pytest.fixture(scope="session")
 def stack() -> Infra:
     """The shared test infrastructure (Postgres, Mosquitto, Kafka), started or reused."""
-    return ensure_infra(test_state_dir(), TEST_PORTS, External.from_env("EDGECLOUD_TEST_"))
+    return ensure_infra(shared_state_dir(), TEST_PORTS, External.from_env("EDGECLOUD_TEST_"))
 
 
 @pytest.fixture
