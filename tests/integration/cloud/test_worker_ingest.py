@@ -1,0 +1,260 @@
+"""The worker against the real Kafka and Postgres: duplicates, shuffles and replays give one row
+per event and the aggregates computed here independently; invalid events become dead letters."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from confluent_kafka import Producer
+
+from edgecloud.cloud.db import Aggregate1m, make_engine, table_of
+from edgecloud.cloud.migrations import migrate
+from edgecloud.cloud.settings import CloudSettings
+from edgecloud.cloud.worker.metrics import WorkerMetrics
+from edgecloud.cloud.worker.service import Worker, build_worker
+from edgecloud.core.events import reading_event_id
+from edgecloud.core.topics import kafka_dead_letter_topic, kafka_topic
+from edgecloud.dev.stack import Infra
+
+T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+
+def reading(dev: str, seq: int) -> dict[str, Any]:
+    return {
+        "schema": "edgecloud.event/v1",
+        "event_id": str(reading_event_id(dev, seq)),
+        "type": "reading",
+        "node_id": "edge-a" if seq % 2 else "edge-b",
+        "device_id": dev,
+        "ts": (T0 + timedelta(seconds=3 * seq, milliseconds=seq % 1000)).isoformat(),
+        "data": {
+            "seq": seq,
+            "values": {
+                "temperature": 20 + seq % 9,
+                "vibration": 0.125 * (seq % 13),
+                "audio": [0.0, 0.5],
+            },
+            "inference": {
+                "model": "iso",
+                "version": "3",
+                "score": 0.9,
+                "anomaly": seq % 5 == 0,
+                "escalate": seq % 50 == 0,
+            },
+        },
+    }
+
+
+def heartbeat(node: str, role: str, second: int) -> dict[str, Any]:
+    return {
+        "schema": "edgecloud.event/v1",
+        "event_id": str(uuid.uuid4()),
+        "type": "heartbeat",
+        "node_id": node,
+        "ts": (T0 + timedelta(seconds=second)).isoformat(),
+        "data": {
+            "role": role,
+            "labels": {"site": f"s{second}"},
+            "spool_depth": second,
+            "counters": {"received": second, "processed": second, "dead_letters": 0},
+        },
+    }
+
+
+def model_status(node: str, phase: str, second: int) -> dict[str, Any]:
+    return {
+        "schema": "edgecloud.event/v1",
+        "event_id": str(uuid.uuid4()),
+        "type": "model_status",
+        "node_id": node,
+        "ts": (T0 + timedelta(seconds=second)).isoformat(),
+        "data": {"model": "iso", "version": "3", "phase": phase, "rollout_id": "r1"},
+    }
+
+
+def expected_aggregates(evs: list[dict[str, Any]]) -> dict[tuple[str, str, datetime], tuple]:
+    acc: dict[tuple[str, str, datetime], list[Any]] = defaultdict(list)
+    for ev in evs:
+        bucket = datetime.fromisoformat(ev["ts"]).replace(second=0, microsecond=0)
+        for name, v in ev["data"]["values"].items():
+            if not isinstance(v, list):
+                acc[(ev["device_id"], name, bucket)].append((v, ev["data"]["inference"]["anomaly"]))
+    return {
+        k: (
+            len(xs),
+            float(sum(x for x, _ in xs)),
+            float(min(x for x, _ in xs)),
+            float(max(x for x, _ in xs)),
+            sum(1 for _, a in xs if a),
+        )
+        for k, xs in acc.items()
+    }
+
+
+def produce(bootstrap: str, items: list[tuple[str, str | None, bytes]]) -> None:
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    failed: list[Any] = []
+    for topic, key, value in items:
+        p.produce(
+            topic,
+            value=value,
+            key=key,
+            on_delivery=lambda err, _m: failed.append(err) if err else None,
+        )
+        p.poll(0)
+    assert p.flush(30) == 0 and not failed
+
+
+def drain(worker: Worker, expected: int, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while worker.totals.messages < expected:
+        assert time.monotonic() < deadline, f"{worker.totals.messages} of {expected} consumed"
+        worker.run_once()
+
+
+def settings(stack: Infra, pg_url: str, prefix: str, group: str) -> CloudSettings:
+    return CloudSettings(
+        database_url=pg_url,
+        kafka_bootstrap=stack.kafka_bootstrap,
+        kafka_topic_prefix=prefix,
+        kafka_group_id=group,
+        worker_batch_size=97,
+        worker_poll_timeout_s=0.2,
+    )
+
+
+def snapshot(engine: sa.Engine) -> dict[str, Any]:
+    agg = table_of(Aggregate1m)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(agg)).all()
+        return {
+            "readings": sorted(
+                str(x) for x in conn.execute(sa.text("SELECT event_id FROM readings")).scalars()
+            ),
+            "aggregates": {
+                (r.device_id, r.metric, r.bucket): (r.count, r.sum, r.min, r.max, r.anomaly_count)
+                for r in rows
+            },
+            "devices": conn.execute(
+                sa.text(
+                    "SELECT device_id, node_id, readings, last_seq, first_seen, last_seen "
+                    "FROM devices ORDER BY device_id"
+                )
+            ).all(),
+            "escalations": conn.execute(
+                sa.text("SELECT count(*) FROM escalations WHERE status = 'disabled'")
+            ).scalar_one(),
+        }
+
+
+@pytest.fixture
+def engine(pg_url: str) -> Iterator[sa.Engine]:
+    migrate(pg_url)
+    eng = make_engine(pg_url)
+    yield eng
+    eng.dispose()
+
+
+def test_duplicates_shuffles_and_replays(
+    stack: Infra, pg_url: str, kafka_prefix: str, engine: sa.Engine
+) -> None:
+    evs = [reading(f"press-{d}", s) for d in range(4) for s in range(150)]
+    rtopic = kafka_topic("reading", kafka_prefix)
+    hb_topic = kafka_topic("heartbeat", kafka_prefix)
+    ms_topic = kafka_topic("model_status", kafka_prefix)
+    dl_topic = kafka_dead_letter_topic(kafka_prefix)
+    hbs = [
+        heartbeat("edge-a", "agent", 30),
+        heartbeat("edge-a", "bridge", 40),
+        heartbeat("edge-a", "agent", 10),
+    ]
+    mss = [model_status("edge-a", "active", 20), model_status("edge-a", "loaded", 10)]
+    items = [(rtopic, e["device_id"], json.dumps(e).encode()) for e in evs] * 2
+    items += [(hb_topic, "edge-a", json.dumps(h).encode()) for h in hbs] * 2
+    items += [(ms_topic, "edge-a", json.dumps(m).encode()) for m in mss] * 2
+    bad = dict(evs[0], data={"values": {"t": 1}})  # no seq
+    items += [
+        (rtopic, "x", b"{not json"),
+        (rtopic, "x", json.dumps(bad).encode()),
+        (dl_topic, "edge-a", json.dumps({"reason": "too_large", "node_id": "edge-a"}).encode()),
+    ]
+    random.Random(5).shuffle(items)
+
+    w = build_worker(settings(stack, pg_url, kafka_prefix, "g1"), engine, WorkerMetrics())
+    produce(stack.kafka_bootstrap, items)
+    try:
+        drain(w, len(items))
+    finally:
+        w.consumer.close()
+    first = snapshot(engine)
+    assert first["readings"] == sorted(e["event_id"] for e in evs)
+    assert w.totals.written.readings_new == 600 and w.totals.written.readings_duplicate == 600
+    assert first["aggregates"] == expected_aggregates(evs)
+    assert [(d[0], d[2], d[3]) for d in first["devices"]] == [
+        (f"press-{d}", 150, 149) for d in range(4)
+    ]
+    assert {d[1] for d in first["devices"]} == {"edge-a"}  # seq 149 is odd -> edge-a, newest
+    assert first["escalations"] == 4 * 3  # seq 0, 50, 100 per device; no key: 'disabled'
+
+    with engine.connect() as conn:
+        dls = (
+            conn.execute(sa.text("SELECT reason FROM dead_letters ORDER BY reason")).scalars().all()
+        )
+        node = conn.execute(
+            sa.text("SELECT labels, spool_depth, counters FROM nodes WHERE node_id = 'edge-a'")
+        ).one()
+        latest = conn.execute(
+            sa.text("SELECT phase FROM model_status_latest WHERE node_id = 'edge-a'")
+        ).scalar_one()
+        n_hb = conn.execute(sa.text("SELECT count(*) FROM heartbeats")).scalar_one()
+        n_ms = conn.execute(sa.text("SELECT count(*) FROM model_status")).scalar_one()
+    assert dls == ["bad_json", "missing_field", "too_large"]
+    assert node == ({"site": "s30"}, 40, {"received": 30, "processed": 30, "dead_letters": 0})
+    assert latest == "active" and n_hb == 3 and n_ms == 2
+
+    # A replay of the whole log by another consumer group changes nothing.
+    again = build_worker(settings(stack, pg_url, kafka_prefix, "g2"), engine, WorkerMetrics())
+    try:
+        drain(again, len(items))
+    finally:
+        again.consumer.close()
+    assert again.totals.written.readings_new == 0
+    second = snapshot(engine)
+    assert second == first
+
+
+@pytest.mark.parametrize("batch_size", [1, 500])
+def test_pipelined_run_commits_offsets_only_after_the_db(
+    stack: Infra, pg_url: str, kafka_prefix: str, batch_size: int, engine: sa.Engine
+) -> None:
+    evs = [reading("dev-p", s) for s in range(300)]
+    s = settings(stack, pg_url, kafka_prefix, "gp")
+    s.worker_batch_size = batch_size
+    w = build_worker(s, engine, WorkerMetrics())
+    produce(
+        stack.kafka_bootstrap,
+        [(kafka_topic("reading", kafka_prefix), "dev-p", json.dumps(e).encode()) for e in evs],
+    )
+    try:
+        w.run(max_messages=300)
+    finally:
+        w.consumer.close()
+    # A new member of the same group starts after the committed offsets: nothing left.
+    w2 = build_worker(s, engine, WorkerMetrics())
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            w2.run_once()
+    finally:
+        w2.consumer.close()
+    assert w2.totals.messages == 0
+    assert snapshot(engine)["readings"] == sorted(e["event_id"] for e in evs)
