@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from edgecloud.core.readings import ID_PATTERN, Reading, Value
 
-SCHEMA_V1 = "edgecloud.event/v1"
+SCHEMA_V1: Final = "edgecloud.event/v1"
 EVENT_TYPES = ("reading", "heartbeat", "model_status")
 EventType = Literal["reading", "heartbeat", "model_status"]
 

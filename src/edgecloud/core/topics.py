@@ -28,7 +28,9 @@ def parse_events_topic(topic: str) -> tuple[str, str]:
     """``edgecloud/{node_id}/events/{type}`` -> (node_id, type)."""
     parts = topic.split("/")
     if len(parts) != 4 or parts[0] != "edgecloud" or parts[2] != "events":
-        raise InvalidEvent("bad_topic", f"topic {topic!r} is not edgecloud/{{node}}/events/{{type}}")
+        raise InvalidEvent(
+            "bad_topic", f"topic {topic!r} is not edgecloud/{{node}}/events/{{type}}"
+        )
     if parts[3] not in EVENT_TYPES:
         raise InvalidEvent("bad_type", f"unknown event type {parts[3]!r} in topic")
     return parts[1], parts[3]
