@@ -5,6 +5,8 @@ ports, under a file lock, and leaves them running for the next session (fast war
 ``EDGECLOUD_TEST_POSTGRES_URL`` / ``_MQTT_URL`` / ``_KAFKA_BOOTSTRAP`` point at external
 services instead; ``EDGECLOUD_TEST_STATE_DIR`` moves the state. Tests that kill or cut off a
 service use ``private_infra``: their own instance, own state dir, own free ports.
+``EDGECLOUD_TEST_PORTS=pg,mqtt,kafka,controller`` moves the shared stack off the default test
+ports (a second, isolated stack on one machine, e.g. to time a fresh CI run).
 """
 
 from __future__ import annotations
@@ -37,10 +39,18 @@ def shared_state_dir() -> Path:
     return Path(base) / "edgecloud" / "test"
 
 
+def shared_ports() -> Ports:
+    env = os.environ.get("EDGECLOUD_TEST_PORTS")
+    if not env:
+        return TEST_PORTS
+    postgres, mqtt, kafka, controller = (int(p) for p in env.split(","))
+    return Ports(postgres, mqtt, kafka, controller)
+
+
 @pytest.fixture(scope="session")
 def stack() -> Infra:
     """The shared test infrastructure (Postgres, Mosquitto, Kafka), started or reused."""
-    return ensure_infra(shared_state_dir(), TEST_PORTS, External.from_env("EDGECLOUD_TEST_"))
+    return ensure_infra(shared_state_dir(), shared_ports(), External.from_env("EDGECLOUD_TEST_"))
 
 
 @pytest.fixture

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from edgecloud.dev import process
 from edgecloud.dev.control import StackConfig
-from edgecloud.dev.stack import TEST_PORTS, External, Infra, ensure_infra
+from edgecloud.dev.stack import External, Infra, ensure_infra
 
 CLI = [str(Path(sys.executable).parent / "edgecloud")]
 
 
 def test_second_ensure_reuses_the_same_processes(stack: Infra) -> None:
     before = stack.pids()
-    again = ensure_infra(stack.state_dir, TEST_PORTS, External.from_env("EDGECLOUD_TEST_"))
+    again = ensure_infra(stack.state_dir, stack.ports, External.from_env("EDGECLOUD_TEST_"))
     assert again.pids() == before
     assert all(pid is not None for pid in before.values())
 
