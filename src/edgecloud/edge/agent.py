@@ -1,0 +1,318 @@
+"""The edge agent process: MQTT in, validate, infer, commit, ack, events out.
+
+One batch loop (the main thread) does, per micro-batch of at most ``batch_size`` messages
+gathered within ``batch_window_ms``:
+
+1. classify (``batch.classify``): parse, dead letters, duplicates, out-of-order;
+2. run the active model once on the batch's new readings (failures: dead letters);
+3. ONE transaction: outbox row, readings with results, device marks, dead letters;
+4. THEN acknowledge every message of the batch (PUBACK), so a crash before the commit makes
+   the broker redeliver, and a crash after it finds the readings stored (duplicates);
+5. THEN hand the batch's reading events to the outbox thread.
+
+Beside it: the outbox thread, a housekeeping thread (heartbeats, retention) and the local HTTP
+server (``edge/http.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import exc as sa_exc
+
+from edgecloud.adapters.mqtt import InboundMessage, MqttConfig, Publisher, Subscriber
+from edgecloud.core.errors import TransportError
+from edgecloud.core.events import HeartbeatData, InferenceResult, heartbeat_event
+from edgecloud.core.topics import TELEMETRY_SUBSCRIPTION, events_topic
+from edgecloud.edge.batch import DeadLetter, Key, Plan, classify
+from edgecloud.edge.inference.port import InferenceFailure
+from edgecloud.edge.metrics import AgentMetrics, Counters
+from edgecloud.edge.model import ModelHolder, load_into
+from edgecloud.edge.outbox import Outbox, OutboxBatch, Publish, events_of
+from edgecloud.edge.settings import EdgeSettings
+from edgecloud.edge.store import Store, StoredReading
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Agent:
+    def __init__(self, settings: EdgeSettings, inference_settings: Any = None) -> None:
+        self.settings = settings
+        self.inference_settings = inference_settings
+        self.counters = Counters()
+        self.holder = ModelHolder()
+        self.metrics = AgentMetrics(self.counters, self._gauges)
+        self.started_at = time.monotonic()
+        self.stopping = threading.Event()
+        self.ready = threading.Event()
+        self.last_seqs: dict[str, int] = {}
+        self.store = Store(settings.database_url)
+        cfg = MqttConfig.from_url(
+            settings.mqtt_url,
+            username=settings.mqtt_username,
+            password=settings.mqtt_password,
+            ca_file=settings.mqtt_ca_file,
+            cert_file=settings.mqtt_cert_file,
+            key_file=settings.mqtt_key_file,
+            keepalive_s=settings.mqtt_keepalive_s,
+        )
+        self.subscriber = Subscriber(cfg, [TELEMETRY_SUBSCRIPTION], client_id=settings.client_id)
+        self.publisher = Publisher(cfg, client_id=settings.client_id + "-pub")
+        self.outbox = Outbox(
+            self.store,
+            Publish(self._publish_text, lambda infos, t: Publisher.wait(infos, t)),  # type: ignore[arg-type]
+            settings.node_id,
+            events_per_message=settings.events_per_message,
+            on_published=lambda n: self.counters.add(events_published=n),
+        )
+        self._housekeeping = threading.Thread(
+            target=self._housekeep, name="housekeeping", daemon=True
+        )
+        self._http: Any = None
+
+    # --- state for heartbeats / healthz ----------------------------------------------------
+    @property
+    def uptime_s(self) -> float:
+        return time.monotonic() - self.started_at
+
+    @property
+    def mqtt_connected(self) -> bool:
+        return self.subscriber.connected.is_set() and self.publisher.connected
+
+    def _gauges(self) -> dict[str, float]:
+        return {
+            "outbox_pending_events": float(self.outbox.pending_events),
+            "mqtt_pending_messages": float(self.subscriber.pending()),
+            "mqtt_connected": 1.0 if self.mqtt_connected else 0.0,
+            "model_loaded": 1.0 if self.holder.backend is not None else 0.0,
+            "uptime_seconds": self.uptime_s,
+        }
+
+    def heartbeat(self) -> HeartbeatData:
+        st = self.holder.status
+        model = {"state": st.state, "source": st.source, "error": st.error}
+        return HeartbeatData.model_validate(
+            {
+                "labels": self.settings.labels,
+                "active_models": self.holder.active_models(),
+                "spool_depth": self.outbox.pending_events,
+                "counters": self.counters.as_dict(),
+                "uptime_s": round(self.uptime_s, 3),
+                "role": "agent",
+                "model": model,
+                "mqtt_connected": self.mqtt_connected,
+            }
+        )
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Everything but the batch loop: model, database state, publisher, outbox, HTTP."""
+        s = self.settings
+        if s.model:
+            load_into(self.holder, Path(s.model), s.operator_public_keys, self.inference_settings)
+        self.last_seqs = self._retry(self.store.last_seqs)
+        if s.http_port:
+            from edgecloud.edge.http import HttpServer
+
+            self._http = HttpServer(self, s.http_host, s.http_port)
+            self._http.start()
+        self._retry(self.publisher.start)
+        self.outbox.start()
+        self._retry(self.outbox.recover)
+        self._retry(self.subscriber.start)
+        self._housekeeping.start()
+        self.ready.set()
+        log.info("edge agent running", extra={"node_id": s.node_id, "client_id": s.client_id})
+
+    def run(self) -> None:
+        """Start, then run the batch loop until ``stop()``."""
+        try:
+            self.start()
+            window = self.settings.batch_window_ms / 1000.0
+            while not self.stopping.is_set():
+                msgs = self.subscriber.get_batch(self.settings.batch_size, window or 0.001)
+                if msgs:
+                    self.process(msgs)
+        finally:
+            self.shutdown()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def shutdown(self) -> None:
+        self.stopping.set()
+        for step in (
+            self.subscriber.stop,
+            self.outbox.stop,
+            self._stop_http,
+            self.publisher.stop,
+            self.holder.close,
+            self.store.close,
+        ):
+            try:
+                step()
+            except Exception:  # process edge: shut the rest down regardless
+                log.exception("shutdown step failed")
+        log.info("edge agent stopped", extra={"counters": self.counters.as_dict()})
+
+    def _stop_http(self) -> None:
+        if self._http is not None:
+            self._http.stop()
+
+    def _retry(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` until it succeeds (transient DB / broker errors) or the agent stops."""
+        delay = 0.5
+        while True:
+            try:
+                return fn()
+            except (TransportError, OSError, sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+                self.counters.add(db_errors=1)
+                log.warning(
+                    "retrying",
+                    extra={
+                        "step": getattr(fn, "__name__", "?"),
+                        "error": str(exc)[:300],
+                        "retry_in_s": delay,
+                    },
+                )
+            if self.stopping.wait(delay):
+                raise TransportError("stopped while retrying")
+            delay = min(delay * 2, 10.0)
+
+    # --- one batch -------------------------------------------------------------------------
+    def process(self, msgs: Sequence[InboundMessage]) -> None:
+        t0 = time.monotonic()
+        s = self.settings
+
+        def lookup(keys: Sequence[Key]) -> Any:
+            return self._retry(lambda: self.store.lookup(keys))
+
+        plan = classify(msgs, self.last_seqs, lookup, s.max_payload_bytes)
+        self._infer(plan)
+        try:
+            written = self._retry(lambda: self.store.write(plan))
+        except TransportError:
+            return  # stopping: nothing acknowledged, the broker redelivers the batch
+        committed = time.time()
+        for m in msgs:
+            m.ack()
+        for a in plan.accepted:
+            dev, seq = a.reading.device_id, a.reading.seq
+            if seq > self.last_seqs.get(dev, -1):
+                self.last_seqs[dev] = seq
+        self._count(msgs, plan, written.inserted)
+        hist = self.metrics.receive_to_commit_seconds
+        for m in msgs:
+            hist.observe(committed - m.received_at)
+        self.metrics.batch_seconds.observe(time.monotonic() - t0)
+        if written.batch_id is not None:
+            rows = [
+                StoredReading(
+                    a.reading.device_id,
+                    a.reading.seq,
+                    a.reading.ts,
+                    a.values_json,
+                    a.inference_json,
+                )
+                for a in plan.accepted
+            ]
+            self.outbox.put(OutboxBatch(written.batch_id, events_of(s.node_id, rows), committed))
+
+    def _count(self, msgs: Sequence[InboundMessage], plan: Plan, inserted: int) -> None:
+        self.counters.add(
+            received=len(msgs),
+            processed=inserted,
+            batches=1,
+            duplicates=plan.duplicates + (len(plan.accepted) - inserted),
+            out_of_order=plan.out_of_order,
+            inference_failures=plan.inference_failures,
+            inferred=sum(1 for a in plan.accepted if a.inference is not None),
+        )
+        for d in plan.dead_letters:
+            self.counters.dead(d.reason)
+        if plan.dead_letters:
+            log.info(
+                "dead letters",
+                extra={
+                    "reasons": sorted({d.reason for d in plan.dead_letters}),
+                    "count": len(plan.dead_letters),
+                },
+            )
+
+    def _infer(self, plan: Plan) -> None:
+        if not plan.accepted or self.holder.backend is None:
+            return
+        t0 = time.monotonic()
+        readings = [a.reading for a in plan.accepted]
+        try:
+            outcomes = self.holder.infer(readings)
+        except Exception as exc:  # a backend bug must not stop ingest: readings still stored
+            log.exception("inference failed on a whole batch")
+            failure = InferenceFailure("model_error", f"{type(exc).__name__}: {exc}")
+            outcomes = [failure] * len(readings)
+        self.metrics.inference_seconds.observe(time.monotonic() - t0)
+        if outcomes is None:
+            return
+        for a, o in zip(plan.accepted, outcomes, strict=True):
+            if isinstance(o, InferenceResult):
+                a.inference = o
+                a.inference_json = o.model_dump_json()
+            else:
+                plan.inference_failures += 1
+                r = a.reading
+                plan.dead_letters.append(
+                    DeadLetter(
+                        a.topic,
+                        a.payload,
+                        f"inference.{o.reason}",
+                        o.detail,
+                        a.received_at,
+                        r.device_id,
+                        r.seq,
+                    )
+                )
+
+    # --- housekeeping thread ---------------------------------------------------------------
+    def _housekeep(self) -> None:
+        s = self.settings
+        next_hb = time.monotonic()
+        next_ret = time.monotonic() + min(s.retention_interval_s, 5.0)
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            if now >= next_hb:
+                next_hb = now + s.heartbeat_interval_s
+                self._send_heartbeat()
+            if s.retention_hours > 0 and now >= next_ret:
+                next_ret = now + s.retention_interval_s
+                self._retention()
+            self.stopping.wait(max(0.05, min(next_hb, next_ret) - time.monotonic()))
+
+    def _send_heartbeat(self) -> None:
+        try:
+            ev = heartbeat_event(self.settings.node_id, self.heartbeat())
+            info = self._publish_text(
+                events_topic(self.settings.node_id, "heartbeat"), ev.to_json()
+            )
+            Publisher.wait([info], 10.0)
+        except Exception as exc:  # a missed heartbeat is logged, the next one follows
+            log.warning("heartbeat not sent", extra={"error": str(exc)})
+
+    def _retention(self) -> None:
+        cutoff = datetime.now(UTC) - timedelta(hours=self.settings.retention_hours)
+        try:
+            n = self.store.delete_older_than(cutoff, self.settings.retention_chunk)
+        except Exception as exc:  # retention retries at its next interval
+            log.warning("retention failed", extra={"error": str(exc)[:300]})
+            return
+        if n:
+            log.info("retention deleted readings", extra={"deleted": n})
+
+    def _publish_text(self, topic: str, text: str) -> Any:
+        return self.publisher.publish(topic, text.encode(), qos=1)

@@ -1,0 +1,151 @@
+"""Classify one micro-batch of MQTT messages: readings to store, dead letters, duplicates.
+
+Policy (docs/edge-agent.md):
+
+- a payload ``parse_reading`` refuses is a dead letter with its reason;
+- a replay, i.e. a (device_id, seq) already stored or already earlier in the batch, with the
+  same ``ts`` and ``values`` is a duplicate: counted, acknowledged, not stored again, not a
+  dead letter (QoS 1 redelivery after a crash looks exactly like this);
+- a replay whose body differs is a dead letter ``seq_conflict`` (a device that reset its
+  counter, or two devices sharing an id): the stored reading is kept, the new one is not lost;
+- a seq lower than the device's last one, never seen before, is stored and counted
+  ``out_of_order`` (QoS 1 gives no order across reconnects).
+
+Only readings whose seq is not above the device's last stored seq are looked up in the
+database, so the common case costs no query.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from edgecloud.core.errors import InvalidReading
+from edgecloud.core.events import InferenceResult
+from edgecloud.core.readings import Reading, parse_reading
+
+Key = tuple[str, int]
+Lookup = Callable[[Sequence[Key]], Mapping[Key, tuple[datetime, dict[str, Any]]]]
+
+
+class Message(Protocol):
+    @property
+    def topic(self) -> str: ...
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def received_at(self) -> float: ...
+
+
+@dataclass(slots=True)
+class Accepted:
+    reading: Reading
+    received_at: float
+    topic: str
+    payload: bytes
+    values_json: str = ""
+    inference: InferenceResult | None = None
+    inference_json: str | None = None
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    topic: str
+    payload: bytes
+    reason: str
+    detail: str
+    received_at: float
+    device_id: str | None = None
+    seq: int | None = None
+
+
+@dataclass(slots=True)
+class Plan:
+    accepted: list[Accepted] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    duplicates: int = 0
+    out_of_order: int = 0
+    inference_failures: int = 0
+
+
+def _same_number(a: Any, b: Any) -> bool:
+    if isinstance(a, list) or isinstance(b, list):
+        if not (isinstance(a, list) and isinstance(b, list)) or len(a) != len(b):
+            return False
+        return all(_same_number(x, y) for x, y in zip(a, b, strict=True))
+    try:
+        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=0.0)
+    except (TypeError, ValueError):
+        return False
+
+
+def same_body(ts_a: datetime, values_a: Mapping[str, Any], b: Reading) -> bool:
+    """Whether a stored reading and a replay carry the same ``ts`` and ``values``."""
+    if ts_a != b.ts or values_a.keys() != b.values.keys():
+        return False
+    return all(_same_number(values_a[k], b.values[k]) for k in values_a)
+
+
+def _conflict(a: Accepted, where: str) -> DeadLetter:
+    r = a.reading
+    return DeadLetter(
+        a.topic,
+        a.payload,
+        "seq_conflict",
+        f"seq {r.seq} of {r.device_id} is already {where} with a different ts or values",
+        a.received_at,
+        r.device_id,
+        r.seq,
+    )
+
+
+def classify(
+    messages: Sequence[Message],
+    last_seqs: Mapping[str, int],
+    lookup: Lookup,
+    max_bytes: int,
+) -> Plan:
+    plan = Plan()
+    seen: dict[Key, Accepted] = {}
+    for m in messages:
+        try:
+            reading = parse_reading(m.topic, m.payload, max_bytes)
+        except InvalidReading as exc:
+            plan.dead_letters.append(
+                DeadLetter(m.topic, m.payload, exc.reason, exc.detail, m.received_at)
+            )
+            continue
+        key = (reading.device_id, reading.seq)
+        first = seen.get(key)
+        if first is None:
+            seen[key] = Accepted(reading, m.received_at, m.topic, m.payload)
+        elif same_body(first.reading.ts, first.reading.values, reading):
+            plan.duplicates += 1
+        else:
+            plan.dead_letters.append(
+                _conflict(Accepted(reading, m.received_at, m.topic, m.payload), "in this batch")
+            )
+    suspicious = [k for k in seen if k[1] <= last_seqs.get(k[0], -1)]
+    stored = lookup(suspicious) if suspicious else {}
+    batch_last: dict[str, int] = {}
+    for key, acc in seen.items():
+        old = stored.get(key)
+        if old is not None:
+            if same_body(old[0], old[1], acc.reading):
+                plan.duplicates += 1
+            else:
+                plan.dead_letters.append(_conflict(acc, "stored"))
+            continue
+        device, seq = key
+        last = max(last_seqs.get(device, -1), batch_last.get(device, -1))
+        if seq < last:
+            plan.out_of_order += 1
+        else:
+            batch_last[device] = seq
+        acc.values_json = json.dumps(acc.reading.values, separators=(",", ":"))
+        plan.accepted.append(acc)
+    return plan

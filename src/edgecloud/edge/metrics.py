@@ -1,0 +1,97 @@
+"""Counters of the agent: one source for heartbeats, ``/healthz`` and Prometheus ``/metrics``.
+
+``Counters`` is plain integers (written by the batch loop only, read by other threads: a
+torn read is at worst one batch stale). ``AgentMetrics`` exposes them to a private Prometheus
+registry, plus the batch latency histograms.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0,
+                   2.5, 5.0)  # fmt: skip
+
+
+@dataclass
+class Counters:
+    received: int = 0  # MQTT messages taken from the broker
+    processed: int = 0  # readings stored (new)
+    dead_letters: int = 0  # rows written to dead_letters (all reasons)
+    duplicates: int = 0  # replays of a stored reading with the same body
+    out_of_order: int = 0  # stored, but seq lower than the device's last
+    inference_failures: int = 0  # readings stored without a result (also dead letters)
+    inferred: int = 0  # readings with an inference result
+    batches: int = 0
+    events_published: int = 0  # reading events acknowledged by the broker
+    db_errors: int = 0  # batch transactions that failed and were retried
+    dead_letter_reasons: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def as_dict(self) -> dict[str, int]:
+        with self._lock:
+            return {f.name: getattr(self, f.name) for f in fields(self) if f.type in ("int", int)}
+
+    def add(self, **deltas: int) -> None:
+        with self._lock:
+            for k, v in deltas.items():
+                setattr(self, k, getattr(self, k) + v)
+
+    def dead(self, reason: str, n: int = 1) -> None:
+        with self._lock:
+            self.dead_letters += n
+            self.dead_letter_reasons[reason] += n
+
+
+class _CounterCollector(Collector):
+    def __init__(self, counters: Counters, gauges: Callable[[], dict[str, float]]) -> None:
+        self._c = counters
+        self._gauges = gauges
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        for name, value in self._c.as_dict().items():
+            yield CounterMetricFamily(f"edgecloud_edge_{name}", f"edge agent: {name}", value=value)
+        by_reason = CounterMetricFamily(
+            "edgecloud_edge_dead_letters_by_reason", "dead letters by reason", labels=["reason"]
+        )
+        with self._c._lock:
+            reasons = dict(self._c.dead_letter_reasons)
+        for reason, n in sorted(reasons.items()):
+            by_reason.add_metric([reason], n)
+        yield by_reason
+        for gname, gvalue in self._gauges().items():
+            yield GaugeMetricFamily(f"edgecloud_edge_{gname}", f"edge agent: {gname}", value=gvalue)
+
+
+class AgentMetrics:
+    def __init__(self, counters: Counters, gauges: Callable[[], dict[str, float]]) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(_CounterCollector(counters, gauges))
+        self.batch_seconds = Histogram(
+            "edgecloud_edge_batch_seconds",
+            "one micro-batch: validate, infer, commit, ack",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.receive_to_commit_seconds = Histogram(
+            "edgecloud_edge_receive_to_commit_seconds",
+            "per reading: MQTT receive to DB commit",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.inference_seconds = Histogram(
+            "edgecloud_edge_inference_seconds",
+            "one model call on a micro-batch",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self.registry))

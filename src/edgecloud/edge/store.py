@@ -1,0 +1,347 @@
+"""Bulk writes of the edge agent: one micro-batch, one transaction.
+
+The transaction holds the batch's outbox row, its new readings (with inference results), the
+device high-water marks and the dead letters. Postgres: readings go in with ``COPY`` straight
+into ``readings`` (the batch was already deduplicated against the devices' last seq, so a
+conflict is not expected); should one happen anyway (a second agent on the same database), the
+transaction is retried through a temporary staging table with ``INSERT ... ON CONFLICT DO
+NOTHING``: idempotent on (device_id, seq) either way. SQLite: ``INSERT OR IGNORE``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from edgecloud.core.errors import TransportError
+from edgecloud.edge.batch import Accepted, DeadLetter, Key, Plan
+from edgecloud.edge.db import DeadLetterRow, DeviceRow, OutboxRow, ReadingRow, make_engine
+
+log = logging.getLogger(__name__)
+
+READINGS = ReadingRow.__table__  # type: ignore[attr-defined]
+OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
+DEVICES = DeviceRow.__table__  # type: ignore[attr-defined]
+DEAD = DeadLetterRow.__table__  # type: ignore[attr-defined]
+
+COLUMNS = (
+    "device_id",
+    "seq",
+    "ts",
+    "received_at",
+    "values",
+    "inference",
+    "anomaly",
+    "score",
+    "batch_id",
+)
+COPY_SQL = "COPY readings ({}) FROM STDIN".format(", ".join(f'"{c}"' for c in COLUMNS))
+STAGE_DDL = "CREATE TEMP TABLE IF NOT EXISTS stage_readings (LIKE readings) ON COMMIT DELETE ROWS"
+STAGE_COPY = COPY_SQL.replace("COPY readings", "COPY stage_readings")
+STAGE_MERGE = "INSERT INTO readings SELECT * FROM stage_readings ON CONFLICT DO NOTHING"
+DEVICES_PG = """
+INSERT INTO devices AS d (device_id, last_seq, last_seen, readings)
+SELECT * FROM unnest(%s::text[], %s::bigint[], %s::timestamptz[], %s::bigint[])
+ON CONFLICT (device_id) DO UPDATE SET last_seq = greatest(d.last_seq, excluded.last_seq),
+  last_seen = greatest(d.last_seen, excluded.last_seen), readings = d.readings + excluded.readings
+"""
+TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, psycopg.OperationalError)
+
+
+def ts_of(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+@dataclass(frozen=True)
+class Written:
+    batch_id: int | None
+    inserted: int
+
+
+@dataclass(frozen=True)
+class StoredReading:
+    device_id: str
+    seq: int
+    ts: datetime
+    values_json: str
+    inference_json: str | None
+
+
+def row_tuple(a: Accepted, batch_id: int) -> tuple[Any, ...]:
+    inf = a.inference
+    return (
+        a.reading.device_id,
+        a.reading.seq,
+        a.reading.ts,
+        ts_of(a.received_at),
+        a.values_json,
+        a.inference_json,
+        inf.anomaly if inf else None,
+        inf.score if inf else None,
+        batch_id,
+    )
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.engine: Engine = make_engine(url)
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _insert(self, table: sa.Table) -> Any:
+        return (postgresql if self.is_postgres else sqlite).insert(table)
+
+    # --- reads ---------------------------------------------------------------------------
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            return True
+        except sa_exc.SQLAlchemyError:
+            return False
+
+    def last_seqs(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(DEVICES.c.device_id, DEVICES.c.last_seq))
+            return {d: s for d, s in rows}
+
+    def lookup(self, keys: Sequence[Key]) -> dict[Key, tuple[datetime, dict[str, Any]]]:
+        """Stored ts and values of those keys that exist."""
+        found: dict[Key, tuple[datetime, dict[str, Any]]] = {}
+        key_col = sa.tuple_(READINGS.c.device_id, READINGS.c.seq)
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                part = list(keys[start : start + 500])
+                q = sa.select(
+                    READINGS.c.device_id, READINGS.c.seq, READINGS.c.ts, READINGS.c["values"]
+                ).where(key_col.in_(part))
+                for dev, seq, ts, values in conn.execute(q):
+                    found[(dev, seq)] = (ts if ts.tzinfo else ts.replace(tzinfo=UTC), values)
+        return found
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            n = conn.execute(sa.select(sa.func.count()).select_from(READINGS)).scalar_one()
+            d = conn.execute(sa.select(sa.func.count()).select_from(DEAD)).scalar_one()
+        return {"readings": int(n), "dead_letters": int(d)}
+
+    # --- the batch transaction -------------------------------------------------------------
+    def write(self, plan: Plan) -> Written:
+        try:
+            try:
+                return self._write_tx(plan, staged=False)
+            except (sa_exc.IntegrityError, psycopg.IntegrityError) as exc:
+                log.warning(
+                    "unexpected (device_id, seq) conflict, merging through staging",
+                    extra={"error": str(exc).splitlines()[0]},
+                )
+                return self._write_tx(plan, staged=True)
+        except TRANSIENT as exc:
+            raise TransportError(f"edge database: {exc}") from exc
+
+    def _write_tx(self, plan: Plan, *, staged: bool) -> Written:
+        batch_id: int | None = None
+        inserted = 0
+        with self.engine.begin() as conn:
+            if plan.accepted:
+                res = conn.execute(
+                    OUTBOX.insert()
+                    .values(created_at=sa.func.now(), readings=len(plan.accepted))
+                    .returning(OUTBOX.c.batch_id)
+                )
+                batch_id = int(res.scalar_one())
+                rows = [row_tuple(a, batch_id) for a in plan.accepted]
+                if self.is_postgres:
+                    inserted = self._copy_pg(conn, rows, staged)
+                else:
+                    inserted = self._insert_sqlite(conn, rows)
+                self._devices(conn, plan.accepted)
+            if plan.dead_letters:
+                conn.execute(DEAD.insert(), [_dead_row(d) for d in plan.dead_letters])
+        return Written(batch_id, inserted)
+
+    def _copy_pg(self, conn: Connection, rows: list[tuple[Any, ...]], staged: bool) -> int:
+        raw: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
+        with raw.cursor() as cur:
+            if staged:
+                cur.execute(STAGE_DDL)
+            with cur.copy(STAGE_COPY if staged else COPY_SQL) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            if not staged:
+                return len(rows)
+            cur.execute(STAGE_MERGE)
+            return cur.rowcount
+
+    def _insert_sqlite(self, conn: Connection, rows: list[tuple[Any, ...]]) -> int:
+        params = []
+        for row in rows:
+            d = dict(zip(COLUMNS, row, strict=True))
+            d["values"] = json.loads(d["values"])
+            d["inference"] = json.loads(d["inference"]) if d["inference"] else None
+            params.append(d)
+        before = conn.execute(sa.select(sa.func.count()).select_from(READINGS)).scalar_one()
+        conn.execute(self._insert(READINGS).on_conflict_do_nothing(), params)
+        after = conn.execute(sa.select(sa.func.count()).select_from(READINGS)).scalar_one()
+        return int(after - before)
+
+    def _devices(self, conn: Connection, accepted: list[Accepted]) -> None:
+        agg: dict[str, list[Any]] = {}
+        for a in accepted:
+            mark = agg.get(a.reading.device_id)
+            if mark is None:
+                agg[a.reading.device_id] = [a.reading.seq, a.received_at, 1]
+            else:
+                mark[0] = max(mark[0], a.reading.seq)
+                mark[1] = max(mark[1], a.received_at)
+                mark[2] += 1
+        devs = list(agg)
+        if self.is_postgres:
+            raw: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
+            with raw.cursor() as cur:
+                cur.execute(
+                    DEVICES_PG,
+                    (
+                        devs,
+                        [agg[d][0] for d in devs],
+                        [ts_of(agg[d][1]) for d in devs],
+                        [agg[d][2] for d in devs],
+                    ),
+                )
+            return
+        ins = self._insert(DEVICES)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[DEVICES.c.device_id],
+            set_={
+                "last_seq": sa.func.max(DEVICES.c.last_seq, ins.excluded.last_seq),
+                "last_seen": sa.func.max(DEVICES.c.last_seen, ins.excluded.last_seen),
+                "readings": DEVICES.c.readings + ins.excluded.readings,
+            },
+        )
+        conn.execute(
+            stmt,
+            [
+                {
+                    "device_id": d,
+                    "last_seq": agg[d][0],
+                    "last_seen": ts_of(agg[d][1]),
+                    "readings": agg[d][2],
+                }
+                for d in devs
+            ],
+        )
+
+    # --- outbox ---------------------------------------------------------------------------
+    def mark_published(self, committed: Mapping[int, float]) -> None:
+        """Set ``published_at`` (now) and the measured ``committed_at`` of those batches."""
+        if not committed:
+            return
+        stmt = (
+            OUTBOX.update()
+            .where(OUTBOX.c.batch_id == sa.bindparam("b_id"))
+            .values(
+                published_at=sa.func.now(),
+                committed_at=sa.func.coalesce(sa.bindparam("c_at"), OUTBOX.c.created_at),
+            )
+        )
+        params = [{"b_id": b, "c_at": ts_of(c) if c else None} for b, c in committed.items()]
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(stmt, params)
+        except TRANSIENT as exc:
+            raise TransportError(f"edge database: {exc}") from exc
+
+    def unpublished(self) -> Iterator[tuple[int, list[StoredReading]]]:
+        """Committed batches whose events the broker has not acknowledged, oldest first."""
+        with self.engine.connect() as conn:
+            ids = (
+                conn.execute(
+                    sa.select(OUTBOX.c.batch_id)
+                    .where(OUTBOX.c.published_at.is_(None))
+                    .order_by(OUTBOX.c.batch_id)
+                )
+                .scalars()
+                .all()
+            )
+            for batch_id in ids:
+                q = sa.select(
+                    READINGS.c.device_id,
+                    READINGS.c.seq,
+                    READINGS.c.ts,
+                    READINGS.c["values"],
+                    READINGS.c.inference,
+                )
+                rows = conn.execute(
+                    q.where(READINGS.c.batch_id == batch_id).order_by(
+                        READINGS.c.device_id, READINGS.c.seq
+                    )
+                )
+                yield (
+                    int(batch_id),
+                    [
+                        StoredReading(
+                            d,
+                            s,
+                            t if t.tzinfo else t.replace(tzinfo=UTC),
+                            json.dumps(v, separators=(",", ":")),
+                            json.dumps(i, separators=(",", ":")) if i else None,
+                        )
+                        for d, s, t, v, i in rows
+                    ],
+                )
+
+    def unpublished_count(self) -> int:
+        with self.engine.connect() as conn:
+            q = sa.select(sa.func.coalesce(sa.func.sum(OUTBOX.c.readings), 0))
+            return int(conn.execute(q.where(OUTBOX.c.published_at.is_(None))).scalar_one())
+
+    # --- retention --------------------------------------------------------------------------
+    def delete_older_than(self, cutoff: datetime, chunk: int) -> int:
+        """Delete published readings received before ``cutoff``, ``chunk`` rows a statement."""
+        key = sa.tuple_(READINGS.c.device_id, READINGS.c.seq)
+        old = (
+            sa.select(READINGS.c.device_id, READINGS.c.seq)
+            .join(OUTBOX, OUTBOX.c.batch_id == READINGS.c.batch_id)
+            .where(READINGS.c.received_at < cutoff, OUTBOX.c.published_at.is_not(None))
+            .limit(chunk)
+        )
+        total = 0
+        while True:
+            with self.engine.begin() as conn:
+                n = conn.execute(READINGS.delete().where(key.in_(old))).rowcount
+            total += n
+            if n < chunk:
+                break
+        empty = ~sa.exists().where(READINGS.c.batch_id == OUTBOX.c.batch_id)
+        with self.engine.begin() as conn:
+            conn.execute(
+                OUTBOX.delete().where(
+                    OUTBOX.c.published_at.is_not(None), OUTBOX.c.created_at < cutoff, empty
+                )
+            )
+            conn.execute(DEAD.delete().where(DEAD.c.received_at < cutoff))
+        return total
+
+
+def _dead_row(d: DeadLetter) -> dict[str, Any]:
+    return {
+        "received_at": ts_of(d.received_at),
+        "topic": d.topic[:1024],
+        "reason": d.reason,
+        "detail": d.detail[:4000],
+        "payload": d.payload,
+        "device_id": d.device_id,
+        "seq": d.seq,
+    }
