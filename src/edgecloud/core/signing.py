@@ -139,8 +139,13 @@ def parse_public_key(item: PublicKeyLike) -> Ed25519PublicKey:
     return _public_from_text(item)
 
 
-def trusted_keys(items: Iterable[PublicKeyLike] | str) -> dict[str, Ed25519PublicKey]:
-    """Key id -> key; a string is the comma-separated ``EDGECLOUD_OPERATOR_PUBLIC_KEYS`` form."""
+def trusted_keys(
+    items: Iterable[PublicKeyLike] | Mapping[str, Ed25519PublicKey] | str,
+) -> dict[str, Ed25519PublicKey]:
+    """Key id -> key; a string is the comma-separated ``EDGECLOUD_OPERATOR_PUBLIC_KEYS`` form;
+    a mapping (an earlier result of this function) passes through, re-keyed by key id."""
+    if isinstance(items, Mapping):
+        items = list(items.values())
     if isinstance(items, str):
         items = [p.strip() for p in items.split(",") if p.strip()]
     keys = [parse_public_key(i) for i in items]

@@ -10,8 +10,10 @@ backend). Real HTTP, real status codes, answers the SDK parses:
 - ``Authorization: Bearer <api_key>`` is checked (401 with an OpenAI error body otherwise).
 - Fault injection at runtime: ``POST /_standin/faults`` with
   ``{"mode": "timeout"|"429"|"500"|"bad_json", "count": n, "delay_s": 30}``: the next ``n``
-  chat requests fail that way (``count`` -1: until cleared with ``{"mode": null}``).
-- ``GET /_standin/stats``: request counters; ``POST /_standin/reset`` clears faults and counters.
+  chat requests fail that way (``timeout`` answers after ``delay_s``: a slow server;
+  ``count`` -1: until cleared with ``{"mode": null}``).
+- ``GET /_standin/stats``: request counters (and ``in_flight_max``, the most concurrent chat
+  requests seen); ``POST /_standin/reset`` clears faults and counters.
 
 Run it with ``python -m edgecloud.dev.openai_standin --port 8500`` or in-process with
 ``StandinServer().start()``.
@@ -51,11 +53,22 @@ class StandinState:
     models: tuple[str, ...] = DEFAULT_MODELS
     fault: FaultRequest | None = None
     counters: dict[str, int] = field(default_factory=dict)
+    in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def count(self, name: str) -> None:
         with self._lock:
             self.counters[name] = self.counters.get(name, 0) + 1
+
+    def enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            peak = self.counters.get("in_flight_max", 0)
+            self.counters["in_flight_max"] = max(peak, self.in_flight)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def set_fault(self, fault: FaultRequest | None) -> None:
         with self._lock:
@@ -164,6 +177,13 @@ def create_app(state: StandinState) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
         state.count("chat_completions")
+        state.enter()
+        try:
+            return await _chat(request)
+        finally:
+            state.leave()
+
+    async def _chat(request: Request) -> Response:
         if not authorised(request):
             return _error(401, "Incorrect API key provided", "invalid_request_error")
         try:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edgecloud.core.errors import SignatureError
 from edgecloud.core.manifest import open_bundle
@@ -19,14 +21,15 @@ log = logging.getLogger(__name__)
 def load_bundle(
     path: Path,
     *,
-    trusted_keys: Sequence[PublicKeyLike] | None = None,
+    trusted_keys: Sequence[PublicKeyLike] | Mapping[str, Ed25519PublicKey] | str | None = None,
     settings: InferenceSettings | None = None,
 ) -> InferenceBackend:
     """Open, verify and load the bundle in ``path``.
 
     Raises ``InvalidManifest`` (bad manifest or folder), ``SignatureError`` (file digest or
     signature), ``ModelRefused`` (the model cannot be run from this manifest). Keys: the given
-    ones, else ``settings.operator_public_keys``.
+    ones (objects, base64 text, paths, or a ``trusted_keys()`` mapping), else
+    ``settings.operator_public_keys``.
     """
     settings = settings or InferenceSettings()
     bundle = open_bundle(path, settings.limits)

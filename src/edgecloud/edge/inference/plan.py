@@ -143,6 +143,11 @@ def _state(
         raise _refuse("unknown_output", info, f"state output {spec.output!r} is not a model output")
     if out.dtype != dtype:
         raise _refuse("dtype", info, f"state output {out.describe()} has another dtype")
+    if len(out.shape) != len(info.shape) or any(
+        not symbolic(a) and not symbolic(b) and a != b
+        for a, b in zip(out.shape, info.shape, strict=False)
+    ):
+        raise _refuse("shape", info, f"state output {out.describe()} has another shape")
     initial = spec.initial
     value = (
         np.zeros(initial.zeros, dtype)
