@@ -26,6 +26,7 @@ from edgecloud.cloud.auth import TokenVerifier
 from edgecloud.cloud.dashboard import ASSETS_DIR
 from edgecloud.cloud.db import make_engine
 from edgecloud.cloud.migrations import migrate
+from edgecloud.cloud.rollouts import runtime as models_runtime
 from edgecloud.cloud.settings import CloudSettings
 
 log = logging.getLogger("edgecloud.cloud.api")
@@ -48,10 +49,12 @@ def create_app(settings: CloudSettings, run_migrations: bool = True) -> FastAPI:
         app.state.edgecloud = AppState(
             settings=settings, engine=engine, verifier=TokenVerifier(engine), registry=registry
         )
+        app.state.models = await models_runtime.start(settings.database_url)  # issue 6
         log.info("cloud api ready", extra={"database": engine.url.render_as_string()})
         try:
             yield
         finally:
+            await models_runtime.stop(app.state.models)
             registry.unregister(collector)
             engine.dispose()
 

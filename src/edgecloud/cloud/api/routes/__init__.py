@@ -9,11 +9,14 @@ from edgecloud.cloud.api.routes import (
     aggregates,
     anomalies,
     dashboard,
+    desired,
     devices,
     escalation,
     health,
     metrics,
+    models,
     nodes,
+    rollouts,
     tokens,
 )
 
@@ -27,4 +30,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     nodes.router,
     escalation.router,
     tokens.router,
+    models.router,
+    models.keys_router,
+    rollouts.router,
+    desired.router,
 )

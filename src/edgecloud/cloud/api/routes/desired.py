@@ -1,0 +1,113 @@
+"""A node's own routes (``node`` token, its own node id only): desired state and, as a
+fallback to the Kafka path, its ``model_status`` reports.
+
+``GET /api/v1/nodes/{node_id}/desired``: ETag / ``If-None-Match`` -> 304; ``?wait=S`` holds a
+304 answer up to S seconds (at most 60) until the desired state changes (long-poll).
+
+``POST /api/v1/nodes/{node_id}/model-status``: one ``model_status`` event envelope (CONTRACT
+section 3), stored exactly as the worker stores one from Kafka (idempotent on ``event_id``).
+Nodes normally publish these on their broker; this route serves tests and nodes without a
+bridge.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from edgecloud.cloud.api.deps import NodeScope, in_thread
+from edgecloud.cloud.api.errors import ApiError, responses
+from edgecloud.cloud.api.routes.models import RuntimeDep
+from edgecloud.cloud.auth import Principal
+from edgecloud.cloud.db import ModelStatus, ModelStatusLatest, table_of, utcnow
+from edgecloud.cloud.rollouts.desired import desired_body, etag_of
+from edgecloud.cloud.rollouts.runtime import ModelsRuntime
+from edgecloud.core.events import ModelStatusEvent
+
+router = APIRouter(prefix="/api/v1/nodes", tags=["desired"])
+RECHECK_S = 1.0
+
+
+def _own(principal: Principal, node_id: str) -> None:
+    if principal.node_id != node_id:
+        raise ApiError(403, "forbidden", f"this token acts for node {principal.node_id!r}")
+
+
+@router.get(
+    "/{node_id}/desired",
+    responses={**responses(401, 403, 422), 304: {"description": "unchanged"}},
+)
+async def get_desired(
+    principal: NodeScope,
+    rt: RuntimeDep,
+    request: Request,
+    node_id: str,
+    wait: Annotated[float, Query(ge=0, le=60, description="long-poll seconds")] = 0,
+) -> Response:
+    _own(principal, node_id)
+    known = request.headers.get("if-none-match")
+    deadline = time.monotonic() + wait
+    touch = True
+    while True:
+        body = await in_thread(_desired, rt, node_id, touch)
+        touch = False
+        etag = etag_of(body)
+        if known != etag:
+            return JSONResponse(body, headers={"ETag": etag, "Cache-Control": "no-cache"})
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return Response(status_code=304, headers={"ETag": etag})
+        await rt.desired_changed.wait(min(left, RECHECK_S))
+        if await request.is_disconnected():
+            return Response(status_code=304, headers={"ETag": etag})
+
+
+def _desired(rt: ModelsRuntime, node_id: str, touch: bool) -> dict[str, Any]:
+    with rt.session() as session:
+        return desired_body(session, node_id, touch)
+
+
+def _store_status(rt: ModelsRuntime, ev: ModelStatusEvent) -> bool:
+    with rt.session() as session:
+        return _insert_status(session, ev)
+
+
+def _insert_status(session: Session, ev: ModelStatusEvent) -> bool:
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    row = {
+        "event_id": ev.event_id, "node_id": ev.node_id, "rollout_id": ev.data.rollout_id,
+        "model": ev.data.model, "version": ev.data.version, "phase": ev.data.phase,
+        "detail": ev.data.detail, "ts": ev.ts, "received_at": utcnow(),
+        "data": ev.data.model_dump(mode="json"),
+    }  # fmt: skip
+    ins = dialect.insert(table_of(ModelStatus)).values(**row).on_conflict_do_nothing()
+    new = session.execute(ins.returning(table_of(ModelStatus).c.event_id)).first() is not None
+    if new:
+        latest = table_of(ModelStatusLatest)
+        keep = ("version", "phase", "rollout_id", "detail", "ts", "event_id")
+        up = dialect.insert(latest).values(**{k: row[k] for k in ("node_id", "model", *keep)})
+        up = up.on_conflict_do_update(
+            index_elements=[latest.c.node_id, latest.c.model],
+            set_={k: up.excluded[k] for k in keep},
+            where=latest.c.ts < up.excluded.ts,
+        )
+        session.execute(up)
+    session.commit()
+    return new
+
+
+@router.post("/{node_id}/model-status", status_code=202, responses=responses(400, 401, 403, 422))
+async def post_model_status(
+    principal: NodeScope, rt: RuntimeDep, node_id: str, event: ModelStatusEvent
+) -> dict[str, Any]:
+    _own(principal, node_id)
+    if event.node_id != node_id:
+        raise ApiError(400, "node_mismatch", f"event is from {event.node_id!r}, path {node_id!r}")
+    new = await in_thread(_store_status, rt, event)
+    rt.changed()
+    return {"event_id": str(event.event_id), "stored": new}

@@ -1,0 +1,145 @@
+"""Safe extraction of an uploaded bundle archive (tar, tar.gz or zip) into an empty folder.
+
+Every member is checked before a byte is written: regular files and folders only (no symlink,
+hard link, device or FIFO), a relative name without ``..`` or a drive, at most ``max_files``
+files, and at most ``max_bytes`` in all, counted while writing (header sizes are not trusted,
+so a zip bomb stops at the limit). A single top-level folder is stripped, so both
+``tar czf b.tgz -C bundle .`` and ``tar czf b.tgz bundle`` work.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import stat
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+from edgecloud.core.errors import ValidationFailed
+
+CHUNK = 1 << 20
+
+
+class UnsafeArchive(ValidationFailed):
+    """``reason``: not_archive, unsafe_path, link, special_file, too_many_files, too_large."""
+
+
+def _clean_name(raw: str) -> PurePosixPath:
+    if not raw or raw.startswith(("/", "\\")) or "\\" in raw or "\x00" in raw:
+        raise UnsafeArchive("unsafe_path", f"member {raw[:120]!r} is not a relative path")
+    if len(raw) > 1 and raw[1] == ":":
+        raise UnsafeArchive("unsafe_path", f"member {raw[:120]!r} names a drive")
+    parts = [p for p in PurePosixPath(raw).parts if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise UnsafeArchive("unsafe_path", f"member {raw[:120]!r} leaves the bundle (..)")
+    return PurePosixPath(*parts) if parts else PurePosixPath(".")
+
+
+def _tar_members(tf: tarfile.TarFile) -> Iterator[tuple[PurePosixPath, bool, IO[bytes] | None]]:
+    for info in tf:
+        name = _clean_name(info.name)
+        if info.issym() or info.islnk():
+            raise UnsafeArchive("link", f"member {info.name[:120]!r} is a link")
+        if info.isdir():
+            yield name, True, None
+        elif info.isreg():
+            yield name, False, tf.extractfile(info)
+        else:
+            raise UnsafeArchive("special_file", f"member {info.name[:120]!r} is not a file")
+
+
+def _zip_members(zf: zipfile.ZipFile) -> Iterator[tuple[PurePosixPath, bool, IO[bytes] | None]]:
+    for info in zf.infolist():
+        name = _clean_name(info.filename)
+        mode = info.external_attr >> 16
+        if stat.S_ISLNK(mode):
+            raise UnsafeArchive("link", f"member {info.filename[:120]!r} is a link")
+        if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise UnsafeArchive("special_file", f"member {info.filename[:120]!r} is not a file")
+        if info.is_dir():
+            yield name, True, None
+        else:
+            yield name, False, zf.open(info)
+
+
+def _members(path: Path) -> Iterator[tuple[PurePosixPath, bool, IO[bytes] | None]]:
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            yield from _zip_members(zf)
+        return
+    try:
+        tf = tarfile.open(path, mode="r:*")  # noqa: SIM115 (closed by the with below)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise UnsafeArchive("not_archive", "upload is not a tar, tar.gz or zip archive") from exc
+    with tf:
+        try:
+            yield from _tar_members(tf)
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise UnsafeArchive("not_archive", f"archive is corrupt: {exc}") from exc
+
+
+def extract(archive: Path, dest: Path, *, max_bytes: int, max_files: int) -> Path:
+    """Extract ``archive`` into the empty folder ``dest``; returns the bundle folder."""
+    files = 0
+    written = 0
+    for name, is_dir, src in _members(archive):
+        target = dest.joinpath(*name.parts) if name.parts != (".",) else dest
+        if is_dir:
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        files += 1
+        if files > max_files:
+            raise UnsafeArchive("too_many_files", f"more than {max_files} files in the bundle")
+        if target.exists():
+            raise UnsafeArchive("unsafe_path", f"member {name} appears twice")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        assert src is not None
+        with src, target.open("xb") as out:
+            while chunk := src.read(CHUNK):
+                written += len(chunk)
+                if written > max_bytes:
+                    raise UnsafeArchive(
+                        "too_large", f"bundle unpacks to more than {max_bytes} bytes"
+                    )
+                out.write(chunk)
+    return _bundle_root(dest)
+
+
+def _bundle_root(dest: Path) -> Path:
+    entries = list(dest.iterdir())
+    if len(entries) == 1 and entries[0].is_dir():
+        return entries[0]
+    return dest
+
+
+def pack(files: dict[str, Path], out: IO[bytes]) -> None:
+    """A deterministic uncompressed tar of ``files`` (arcname -> path): same files, same bytes."""
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for arcname in sorted(files):
+            path = files[arcname]
+            info = tarfile.TarInfo(arcname)
+            info.size = path.stat().st_size
+            info.mode = 0o644
+            info.mtime = 0
+            info.uname = info.gname = ""
+            with path.open("rb") as f:
+                tf.addfile(info, f)
+
+
+def pack_folder(folder: Path) -> bytes:
+    """A tar.gz of a bundle folder (the CLI's upload body); links are refused here too."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_symlink():
+                raise UnsafeArchive("link", f"{path} is a link; bundles hold plain files only")
+            if path.is_file():
+                tf.add(path, arcname=path.relative_to(folder).as_posix(), recursive=False)
+    return buf.getvalue()
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,59 @@
+"""What a node should run: the body of ``GET /api/v1/nodes/{id}/desired`` and its ETag.
+
+The ETag is the sha256 of the canonical JSON body, so it changes exactly when the answer does.
+``model`` is null when the cloud manages no model for the node: the node then keeps a model it
+loaded itself (``edge run --model``) and drops one the cloud gave it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import Session
+
+from edgecloud.cloud.db import utcnow
+from edgecloud.cloud.registry.tables import ModelVersion
+from edgecloud.cloud.rollouts.engine import aware_utc
+from edgecloud.cloud.rollouts.tables import NodeDesired
+
+POLL_TOUCH_EVERY = timedelta(seconds=2)
+
+
+def desired_body(session: Session, node_id: str, touch: bool = True) -> dict[str, Any]:
+    row = session.get(NodeDesired, node_id)
+    now = utcnow()
+    if touch and (
+        row is None
+        or row.last_poll_at is None
+        or now - aware_utc(row.last_poll_at) > POLL_TOUCH_EVERY
+    ):
+        if row is None:
+            row = NodeDesired(node_id=node_id)
+        row.last_poll_at = now
+        session.add(row)
+        session.commit()
+        session.refresh(row)
+    model: dict[str, Any] | None = None
+    if row is not None and row.model is not None and row.version is not None:
+        mv = session.get(ModelVersion, (row.model, row.version))
+        if mv is not None:
+            model = {
+                "name": mv.name,
+                "version": mv.version,
+                "rollout_id": row.rollout_id,
+                "artifact_url": f"/api/v1/models/{mv.name}/{mv.version}/artifact",
+                "artifact_sha256": mv.artifact_sha256,
+                "artifact_size": mv.artifact_size,
+                "file_sha256": mv.file_sha256,
+                "key_id": mv.key_id,
+                "shadow": dict(row.shadow or {}),
+            }
+    return {"node_id": node_id, "model": model}
+
+
+def etag_of(body: dict[str, Any]) -> str:
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return '"' + hashlib.sha256(text.encode()).hexdigest() + '"'

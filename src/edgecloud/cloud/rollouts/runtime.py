@@ -1,0 +1,129 @@
+"""The registry and rollout engine inside the cloud API process.
+
+``start(database_url)`` (called from the API lifespan) builds its own transactional engine
+(the API's runs in autocommit mode), the artifact store, trusts the
+keys of ``EDGECLOUD_OPERATOR_PUBLIC_KEYS``, and starts one asyncio task that ticks the engine
+every ``EDGECLOUD_ROLLOUT_TICK_S`` seconds, or at once when a node report or an operator
+action wakes it. With several API replicas, each tick takes a Postgres advisory lock first, so
+one replica advances rollouts at a time; all of them serve desired state. Long-polling nodes
+(``?wait=``) are woken by this process's engine and also re-read the database every second,
+so a change made by another replica reaches them too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+
+from edgecloud.cloud.db import make_engine
+from edgecloud.cloud.registry import service
+from edgecloud.cloud.registry.settings import RegistrySettings
+from edgecloud.cloud.registry.store import ArtifactStore
+from edgecloud.cloud.rollouts import engine as rollout_engine
+
+log = logging.getLogger("edgecloud.cloud.rollouts")
+_TICK_LOCK = 0x726F_6C6C_6F75  # "rollou": advisory lock id of the rollout engine
+
+
+class Notifier:
+    """Wakes coroutines waiting for a change (desired state of some node)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def pulse(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout)
+
+
+@dataclass
+class ModelsRuntime:
+    settings: RegistrySettings
+    store: ArtifactStore
+    engine: Engine
+    desired_changed: Notifier = field(default_factory=Notifier)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    def session(self) -> Session:
+        """A transactional session (the API's own engine runs in autocommit mode)."""
+        return Session(self.engine)
+
+    def tick_once(self) -> rollout_engine.TickResult:
+        """Advance every live rollout once (blocking; the loop runs it in a thread)."""
+        total = rollout_engine.TickResult(set(), set())
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _TICK_LOCK})
+                if not got.scalar():
+                    return total
+            try:
+                with Session(bind=conn) as session:
+                    for rid in rollout_engine.tickable(session):
+                        res = rollout_engine.advance(session, rid)
+                        total.changed_nodes |= res.changed_nodes
+                        total.changed_rollouts |= res.changed_rollouts
+            finally:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _TICK_LOCK})
+                    conn.commit()
+        return total
+
+    async def _loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.settings.rollout_tick_s)
+            self.wake.clear()
+            try:
+                res = await run_in_threadpool(self.tick_once)
+            except Exception:  # the loop must outlive a database hiccup; logged with its cause
+                log.exception("rollout engine tick failed; retrying next tick")
+                await asyncio.sleep(self.settings.rollout_tick_s)
+                continue
+            if res.changed_nodes:
+                self.desired_changed.pulse()
+            for rid in sorted(res.changed_rollouts):
+                log.info("rollout %s advanced", rid, extra={"rollout_id": rid})
+
+    def changed(self) -> None:
+        """Something happened (a report, an operator action): tick soon, wake pollers."""
+        self.wake.set()
+        self.desired_changed.pulse()
+
+
+async def start(database_url: str, settings: RegistrySettings | None = None) -> ModelsRuntime:
+    settings = settings or RegistrySettings()
+    engine = make_engine(database_url, pool_size=5, max_overflow=5)
+    store = ArtifactStore(settings.store_dir)
+    rt = ModelsRuntime(settings=settings, store=store, engine=engine)
+    keys = [k.strip() for k in settings.operator_public_keys.split(",") if k.strip()]
+    if keys:
+
+        def trust() -> None:
+            with Session(engine) as session:
+                for key in keys:
+                    service.add_key(session, key, "EDGECLOUD_OPERATOR_PUBLIC_KEYS")
+
+        await run_in_threadpool(trust)
+    if settings.rollout_engine:
+        rt.task = asyncio.create_task(rt._loop(), name="rollout-engine")
+    return rt
+
+
+async def stop(rt: ModelsRuntime) -> None:
+    if rt.task is not None:
+        rt.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await rt.task
+    rt.engine.dispose()
