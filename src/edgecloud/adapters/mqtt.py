@@ -149,6 +149,10 @@ class Subscriber:
         self._client.on_message = self._on_message
         self.connected = threading.Event()
         self.connect_error: str | None = None
+        # Bumped on every (dis)connect: an ack of a message from an earlier connection is not
+        # sent, since its packet id may by now name another message (the broker redelivers the
+        # unacked one on the new connection anyway).
+        self._epoch = 0
 
     # paho callbacks run on its network thread
     def _on_connect(self, client: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
@@ -157,6 +161,7 @@ class Subscriber:
             log.error("mqtt connect refused", extra={"reason": str(rc)})
             return
         _nodelay(client)
+        self._epoch += 1
         client.subscribe([(t, 1) for t in self._topics])
         self.connect_error = None
         self.connected.set()
@@ -164,13 +169,14 @@ class Subscriber:
 
     def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         self.connected.clear()
+        self._epoch += 1
         log.warning("mqtt disconnected", extra={"reason": str(rc)})
 
     def _on_message(self, client: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
-        mid, qos = msg.mid, msg.qos
+        mid, qos, epoch = msg.mid, msg.qos, self._epoch
 
         def ack() -> None:
-            if qos > 0:
+            if qos > 0 and epoch == self._epoch:
                 client.ack(mid, qos)
 
         # Blocking put is the backpressure: paho stops reading the socket, the broker queues.

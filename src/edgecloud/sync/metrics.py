@@ -1,0 +1,121 @@
+"""Prometheus metrics of the bridge and its small HTTP server (``/metrics``, ``/healthz``)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+
+class BridgeMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+
+        def counter(name: str, doc: str) -> Counter:
+            return Counter("edgecloud_bridge_" + name, doc, registry=r)
+
+        def gauge(name: str, doc: str) -> Gauge:
+            return Gauge("edgecloud_bridge_" + name, doc, registry=r)
+
+        self.received = counter("mqtt_messages", "MQTT messages received and spooled")
+        self.events_in = counter("events_in", "events (records) appended to the spool")
+        self.delivered = counter("delivered", "records Kafka acknowledged")
+        self.dead_letters = counter("dead_letters", "invalid events sent to dead letters")
+        self.kafka_errors = counter("kafka_errors", "failed Kafka deliveries")
+        self.backpressure = counter(
+            "backpressure_seconds", "time MQTT acks were held (spool budget full)"
+        )
+        self.producer_full = counter("producer_full", "BufferError from the producer")
+        self.rebuilds = counter("producer_rebuilds", "producers rebuilt after fatal errors")
+        self.depth = gauge("spool_depth", "records in the spool not yet acked by Kafka")
+        self.depth_bytes = gauge("spool_bytes", "bytes of unacked records")
+        self.disk_bytes = gauge("spool_disk_bytes", "bytes of spool segment files")
+        self.oldest_age = gauge("spool_oldest_age_seconds", "age of the oldest unacked record")
+        self.in_rate = gauge("ingest_rate", "events/s appended (last interval)")
+        self.out_rate = gauge("delivery_rate", "records/s acked by Kafka (last interval)")
+        self.kafka_up = gauge("kafka_up", "1 while Kafka accepts our records")
+        self.accepting = gauge("accepting", "1 while MQTT messages are acked (under budget)")
+        self.counts: dict[str, int] = {
+            "received": 0,
+            "events_in": 0,
+            "processed": 0,
+            "dead_letters": 0,
+            "kafka_errors": 0,
+            "producer_rebuilds": 0,
+        }
+        self._synced: dict[str, int] = {}
+        self._last = (time.monotonic(), 0, 0)
+
+    def add(self, name: str, n: int = 1) -> None:
+        self.counts[name] += n
+
+    def refresh_rates(self) -> tuple[float, float]:
+        now = time.monotonic()
+        t0, in0, out0 = self._last
+        dt = max(1e-6, now - t0)
+        rin = (self.counts["events_in"] - in0) / dt
+        rout = (self.counts["processed"] - out0) / dt
+        self._last = (now, self.counts["events_in"], self.counts["processed"])
+        self.in_rate.set(rin)
+        self.out_rate.set(rout)
+        return rin, rout
+
+    def sync_counters(self) -> None:
+        """Move the plain int counters (cheap in the hot loop) into Prometheus."""
+        pairs = (
+            (self.received, "received"),
+            (self.events_in, "events_in"),
+            (self.delivered, "processed"),
+            (self.dead_letters, "dead_letters"),
+            (self.kafka_errors, "kafka_errors"),
+            (self.rebuilds, "producer_rebuilds"),
+        )
+        for counter, name in pairs:
+            delta = self.counts[name] - self._synced.get(name, 0)
+            if delta > 0:
+                counter.inc(delta)
+                self._synced[name] = self.counts[name]
+
+
+class HttpServer:
+    def __init__(
+        self, host: str, port: int, metrics: BridgeMetrics, health: Callable[[], dict[str, Any]]
+    ) -> None:
+        registry = metrics.registry
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.startswith("/metrics"):
+                    body, ctype, code = generate_latest(registry), CONTENT_TYPE_LATEST, 200
+                elif self.path.startswith("/healthz"):
+                    state = health()
+                    body = json.dumps(state).encode()
+                    ctype, code = "application/json", 200 if state.get("ok") else 503
+                else:
+                    body, ctype, code = b'{"error": "not found"}', "application/json", 404
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,97 @@
+"""MQTT message -> Kafka records: topics, keys, headers, batches and dead-letter reasons."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from edgecloud.sync.route import Router
+
+NODE = "edge-a"
+
+
+def event(etype: str = "reading", **over: object) -> dict[str, object]:
+    ev: dict[str, object] = {
+        "schema": "edgecloud.event/v1",
+        "event_id": str(uuid.uuid4()),
+        "type": etype,
+        "node_id": NODE,
+        "device_id": "press-07" if etype == "reading" else None,
+        "ts": "2026-11-22T10:00:00.123Z",
+        "data": {"seq": 1, "values": {"t": 1.0}},
+    }
+    ev.update(over)
+    return ev
+
+
+def topic(etype: str = "reading", node: str = NODE) -> str:
+    return f"edgecloud/{node}/events/{etype}"
+
+
+def test_single_reading_keeps_bytes_and_keys_by_device() -> None:
+    ev = event()
+    raw = json.dumps(ev).encode()
+    [rec] = Router("p.").route(topic(), raw)
+    assert rec.topic == "p.edgecloud.readings"
+    assert rec.key == b"press-07"
+    assert rec.value == raw
+    assert dict(rec.headers) == {
+        "event_id": str(ev["event_id"]).encode(),
+        "schema": b"edgecloud.event/v1",
+        "node_id": NODE.encode(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("etype", "kafka"),
+    [("heartbeat", "edgecloud.heartbeats"), ("model_status", "edgecloud.model-status")],
+)
+def test_other_types_key_by_node(etype: str, kafka: str) -> None:
+    [rec] = Router().route(topic(etype), json.dumps(event(etype)).encode())
+    assert (rec.topic, rec.key) == (kafka, NODE.encode())
+
+
+def test_array_is_split_and_bad_items_dead_lettered() -> None:
+    good = [event() for _ in range(3)]
+    bad = event(schema="edgecloud.event/v2")
+    recs = Router().route(topic(), json.dumps([good[0], bad, good[1], good[2]]).encode())
+    assert [r.topic for r in recs] == [
+        "edgecloud.readings",
+        "edgecloud.dead-letters",
+        "edgecloud.readings",
+        "edgecloud.readings",
+    ]
+    assert [dict(r.headers)["event_id"].decode() for r in recs] == [
+        str(e["event_id"]) for e in (good[0], bad, good[1], good[2])
+    ]
+    assert json.loads(recs[2].value) == good[1]
+    assert dict(recs[1].headers)["reason"] == b"bad_schema"
+
+
+@pytest.mark.parametrize(
+    ("mqtt_topic", "payload", "reason"),
+    [
+        (topic(), b"{not json", "bad_json"),
+        (topic(), b"[1, 2", "bad_json"),
+        (topic(), b"[]", "empty_batch"),
+        (topic(), b"42", "not_an_object"),
+        (topic(), json.dumps({k: v for k, v in event().items() if k != "ts"}), "missing_ts"),
+        (topic(), json.dumps(event(event_id="nope")), "invalid_event_id"),
+        (topic(node="edge-b"), json.dumps(event()), "node_mismatch"),
+        (topic("heartbeat"), json.dumps(event()), "type_mismatch"),
+        (topic(), json.dumps(event(device_id=None)), "missing_device_id"),
+        ("edgecloud/edge-a/events/bogus", json.dumps(event()), "bad_type"),
+        ("edgecloud/edge-a/other", b"{}", "bad_topic"),
+    ],
+)
+def test_dead_letter_reasons(mqtt_topic: str, payload: str | bytes, reason: str) -> None:
+    raw = payload.encode() if isinstance(payload, str) else payload
+    [rec] = Router("x.").route(mqtt_topic, raw)
+    assert rec.topic == "x.edgecloud.dead-letters"
+    assert dict(rec.headers)["reason"] == reason.encode()
+    body = json.loads(rec.value)
+    assert body["reason"] == reason
+    assert body["source_topic"] == mqtt_topic
+    assert body["payload"] == raw.decode()
