@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from edgecloud.cli._common import not_yet
@@ -22,9 +25,60 @@ def bridge() -> None:
 
 
 @app.command("cloud")
-def cloud() -> None:
-    """cloud (issue #2)."""
-    not_yet("cloud", 2)
+def cloud(
+    events: Annotated[int, typer.Option(help="reading events per run")] = 200_000,
+    runs: Annotated[int, typer.Option(help="runs; the JSON reports the median")] = 3,
+    batch_size: Annotated[int, typer.Option(help="worker batch (messages per transaction)")] = 2000,
+    json_file: Annotated[Path | None, typer.Option("--json", help="write the result here")] = None,
+    pg_admin_url: Annotated[
+        str | None,
+        typer.Option(help="Postgres URL allowed to CREATE DATABASE (default: the dev stack's)"),
+    ] = None,
+    kafka_bootstrap: Annotated[
+        str | None, typer.Option(help="Kafka bootstrap (default: the dev stack's)")
+    ] = None,
+    rest: Annotated[
+        bool,
+        typer.Option(
+            "--rest/--no-rest",
+            help="also run the REST benchmark (aggregates p99 at 500 req/s over 1,000,000 "
+            "readings) and add it under extra.rest",
+        ),
+    ] = False,
+) -> None:
+    """Kafka -> cloud worker -> Postgres ingest with aggregation, against raw psycopg COPY.
+
+    Without --pg-admin-url / --kafka-bootstrap the dev stack's Postgres and Kafka are used
+    (started if needed).
+    """
+    import json
+
+    from edgecloud.bench import cloud as bench_cloud
+    from edgecloud.core.logging import configure_logging
+    from edgecloud.core.settings import KafkaSettings
+
+    configure_logging("INFO", "text")
+    kafka_config = KafkaSettings().kafka_config
+    if pg_admin_url is None or kafka_bootstrap is None:
+        from edgecloud.dev.stack import DEV_PORTS, default_state_dir, ensure_infra
+
+        infra = ensure_infra(default_state_dir("dev"), DEV_PORTS)
+        pg_admin_url = pg_admin_url or infra.pg_admin_url
+        kafka_bootstrap = kafka_bootstrap or infra.kafka_bootstrap
+    result = bench_cloud.run(
+        pg_admin_url,
+        kafka_bootstrap,
+        events=events,
+        runs=runs,
+        batch_size=batch_size,
+        kafka_config=kafka_config,
+    )
+    if rest:
+        from edgecloud.bench import rest as bench_rest
+
+        result.extra["rest"] = bench_rest.run(pg_admin_url).model_dump()
+    result.write(json_file)
+    typer.echo(json.dumps(result.model_dump(exclude={"extra"}), indent=2))
 
 
 @app.command("e2e")

@@ -49,6 +49,7 @@ class Totals:
     batches: int = 0
     written: WriteResult = field(default_factory=WriteResult)
     batch_seconds: list[float] = field(default_factory=list)
+    first_started: float | None = None  # perf_counter when the first non-empty batch arrived
 
 
 class Worker:
@@ -89,6 +90,8 @@ class Worker:
             return 0
         self.consumer.commit(msgs)  # only now: the batch is durable in the database
         elapsed = time.perf_counter() - started
+        if self.totals.first_started is None:
+            self.totals.first_started = started
         self.metrics.messages.inc(len(msgs))
         self.metrics.record(result)
         self.metrics.batch_seconds.observe(elapsed)
