@@ -13,9 +13,61 @@ app = typer.Typer(help="Benchmarks against the raw library limit (CONTRACT secti
 
 
 @app.command("edge")
-def edge() -> None:
-    """edge (issue #2)."""
-    not_yet("edge", 2)
+def edge(
+    readings: Annotated[
+        int, typer.Option(help="readings per throughput run (one per MQTT message)")
+    ] = 60_000,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            help="offered readings/s of the throughput runs (default: as fast as the publishers go)"
+        ),
+    ] = None,
+    runs: Annotated[int, typer.Option(help="throughput runs; the JSON reports the median")] = 3,
+    publishers: Annotated[int, typer.Option(help="publisher processes")] = 2,
+    latency_rate: Annotated[
+        float, typer.Option(help="readings/s of the fixed-rate latency run (0: none)")
+    ] = 5000.0,
+    latency_seconds: Annotated[float, typer.Option(help="length of the latency run")] = 10.0,
+    model: Annotated[
+        Path | None, typer.Option(help="model bundle (default models/bundles/sensor-anomaly/1.0.0)")
+    ] = None,
+    keys: Annotated[
+        str | None, typer.Option(help="trusted public keys of the bundle (default models/dev-keys)")
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="Postgres admin URL (may CREATE DATABASE); default: the dev stack's"),
+    ] = None,
+    mqtt_url: Annotated[
+        str | None,
+        typer.Option(help="mqtt://user:pass@host:port; default: the dev stack's Mosquitto"),
+    ] = None,
+    json_file: Annotated[Path | None, typer.Option("--json", help="write the result here")] = None,
+) -> None:
+    """Edge agent: MQTT -> validate -> ONNX -> local Postgres -> events out (CONTRACT 8).
+
+    Writes name, messages, seconds, rate_per_s, p50_ms, p99_ms, lost, duplicates,
+    limit_rate_per_s, ratio_to_limit; extra: agent RSS, the latency run, per-run limits.
+    """
+    from edgecloud.bench import edge as bench_edge
+    from edgecloud.core.logging import configure_logging
+
+    configure_logging("INFO", "text")
+    target = bench_edge.make_target(database_url, mqtt_url)
+    result = bench_edge.run(
+        target,
+        readings=readings,
+        rate=rate,
+        runs=runs,
+        publishers=publishers,
+        latency_rate=latency_rate,
+        latency_seconds=latency_seconds,
+        model=model or bench_edge.DEFAULT_MODEL,
+        keys=keys if keys is not None else bench_edge.default_keys(),
+    )
+    result.write(json_file)
+    typer.echo(result.model_dump_json(indent=2))
 
 
 @app.command("bridge")

@@ -82,17 +82,22 @@ class ModelHolder:
 
 
 def load_into(holder: ModelHolder, path: Path, trusted_keys: str, settings: object) -> bool:
-    """Load the bundle at ``path`` into ``holder``; on any failure record it and return False."""
-    from edgecloud.core.signing import trusted_keys as parse_keys
-    from edgecloud.edge.inference import load_bundle
+    """Load the bundle at ``path`` into ``holder``; on any failure record it and return False.
+
+    ``trusted_keys`` empty: the inference settings' own ``operator_public_keys`` apply.
+    """
+    from edgecloud.edge.inference import InferenceSettings, load_bundle
 
     try:
-        keys = parse_keys(trusted_keys)
-        backend = load_bundle(path, trusted_keys=keys, settings=settings)  # type: ignore[arg-type]
+        backend = load_bundle(
+            path,
+            trusted_keys=trusted_keys or None,
+            settings=settings if isinstance(settings, InferenceSettings) else None,
+        )
     except Exception as exc:  # process edge: any broken bundle must leave the agent serving
         error = f"{type(exc).__name__}: {exc}"
         log.error(
-            "model not loaded, running without a model", extra={"model": str(path), "error": error}
+            "model not loaded, running without one", extra={"model": str(path), "error": error}
         )
         holder.failed(str(path), error)
         return False

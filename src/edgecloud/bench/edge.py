@@ -1,0 +1,427 @@
+"""``edgecloud bench edge``: devices -> MQTT -> edge agent -> committed rows + events out.
+
+Per run: a fresh Postgres database, the real agent (``edgecloud edge run`` as a child process,
+with the bundled model), ``publishers`` publisher processes sending ONE reading per MQTT
+message (QoS 1, as devices do; ``ts`` = the publish time), and a subscriber here counting the
+reading events the agent publishes. The run ends when every reading is a row and every event
+came back (or at a timeout). Figures:
+
+- ``rate_per_s``: readings / (last commit - first publish);
+- ``p50_ms`` / ``p99_ms``: per reading, publish (its ``ts``) -> commit of its batch (the
+  agent's wall clock right after COMMIT returned, stored in ``outbox.committed_at``);
+- ``lost``: readings published but not stored; ``duplicates``: rows stored more than once
+  (the primary key makes it 0; ``extra.event_duplicates`` counts events published twice);
+- ``limit_rate_per_s``: the slower of onnxruntime alone on the same batches (the model file of
+  the bundle, the same feature matrix) and psycopg COPY alone of the same rows into the same
+  table shape, one transaction per batch, measured in the same run;
+- ``extra.agent_rss_mb``: the agent's largest VmRSS, sampled during the run.
+
+A latency run at a fixed rate (``latency_rate``, default 5,000/s) follows the throughput runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import multiprocessing as mp
+import random
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from edgecloud.adapters.mqtt import MqttConfig, Publisher, Subscriber
+from edgecloud.bench.common import BenchResult, percentile
+from edgecloud.edge.harness import AgentProcess, rss_mb
+
+log = logging.getLogger("edgecloud.bench.edge")
+
+FEATURES = ("temperature", "vibration_rms", "pressure", "current")
+DEFAULT_MODEL = Path("models/bundles/sensor-anomaly/1.0.0")
+DEFAULT_KEYS = Path("models/dev-keys")
+
+
+@dataclass
+class Target:
+    admin_url: str  # postgresql://... of a user that may CREATE DATABASE
+    mqtt_host: str
+    mqtt_port: int
+    agent_account: tuple[str | None, str | None]
+    device_account: tuple[str | None, str | None]
+    create_database: Any  # name -> url
+    drop_database: Any  # name -> None
+
+
+@dataclass
+class RunOutcome:
+    result: BenchResult
+    rss_mb: float
+    event_duplicates: int
+    limit_onnx: float | None
+    limit_copy: float
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+def _values(rng: random.Random) -> dict[str, float]:
+    return {
+        "temperature": round(rng.gauss(70, 2), 3), "vibration_rms": round(rng.gauss(0.4, 0.05), 4),
+        "pressure": round(rng.gauss(3.0, 0.1), 3), "current": round(rng.gauss(12, 0.5), 3),
+    }  # fmt: skip
+
+
+def _publisher_main(args: dict[str, Any], out: Any) -> None:
+    """One publisher process: devices ``devices``, ``per_device`` readings each, paced."""
+    cfg = MqttConfig(host=args["host"], port=args["port"], username=args["user"],
+                     password=args["password"])  # fmt: skip
+    pub = Publisher(cfg)
+    pub.start()
+    rng = random.Random(args["seed"])
+    devices: list[str] = args["devices"]
+    rate: float | None = args["rate"]
+    out.put(("ready", 0, 0.0))
+    start_at: float = args["start_at"]
+    while time.time() < start_at:
+        time.sleep(0.001)
+    t0 = time.monotonic()
+    infos = []
+    i = 0
+    for seq in range(args["per_device"]):
+        for dev in devices:
+            if rate:
+                due = t0 + i / rate
+                delay = due - time.monotonic()
+                if delay > 0.0005:
+                    time.sleep(delay)
+            body = {"device_id": dev, "seq": seq, "ts": time.time(), "values": _values(rng)}
+            infos.append(pub.publish(f"devices/{dev}/telemetry", json.dumps(body)))
+            i += 1
+            if len(infos) >= 2000:
+                Publisher.wait(infos, 120.0)
+                infos.clear()
+    Publisher.wait(infos, 120.0)
+    out.put(("done", i, time.monotonic() - t0))
+    pub.stop()
+
+
+class EventCounter:
+    """Counts the reading events of one node (ids, duplicates) on the broker."""
+
+    def __init__(self, target: Target, node_id: str) -> None:
+        user, pw = target.agent_account
+        cfg = MqttConfig(host=target.mqtt_host, port=target.mqtt_port, username=user, password=pw)
+        self._sub = Subscriber(
+            cfg,
+            [f"edgecloud/{node_id}/events/reading"],
+            client_id=f"bench-ev-{uuid.uuid4().hex[:8]}",
+        )
+        self.ids: set[str] = set()
+        self.events = 0
+        self.last_at = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> None:
+        self._sub.start()
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            for m in self._sub.get_batch(200, 0.05):
+                events = json.loads(m.payload)
+                for ev in events if isinstance(events, list) else [events]:
+                    self.ids.add(ev["event_id"])
+                    self.events += 1
+                self.last_at = time.time()
+                m.ack()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sub.stop()
+
+
+def _pg(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def _db_state(url: str) -> tuple[int, int]:
+    with psycopg.connect(_pg(url)) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT (device_id, seq)) FROM readings"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def _latencies_and_span(url: str) -> tuple[list[float], float, float]:
+    with psycopg.connect(_pg(url)) as conn:
+        rows = conn.execute(
+            "SELECT extract(epoch FROM o.committed_at - r.ts) * 1000 FROM readings r "
+            "JOIN outbox o USING (batch_id)"
+        ).fetchall()
+        span = conn.execute(
+            "SELECT extract(epoch FROM min(r.ts)), extract(epoch FROM max(o.committed_at)) "
+            "FROM readings r JOIN outbox o USING (batch_id)"
+        ).fetchone()
+    assert span is not None
+    return [float(r[0]) for r in rows], float(span[0]), float(span[1])
+
+
+# --- the raw-library limits -------------------------------------------------------------
+def onnx_limit(model: Path | None, batch: int, total: int) -> float | None:
+    """Readings/s of onnxruntime alone on batches of ``batch`` rows of the bundle's inputs."""
+    if model is None:
+        return None
+    import numpy as np
+
+    from edgecloud.adapters.onnx import OnnxSession
+    from edgecloud.core.manifest import ConstantInput, ValuesInput, open_bundle
+
+    bundle = open_bundle(model)
+    if bundle.model_path is None:
+        return None
+    session = OnnxSession(bundle.model_path, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feeds: dict[str, Any] = {}
+    for info in session.inputs:
+        spec = bundle.manifest.inputs.get(info.name)
+        if isinstance(spec, ValuesInput):
+            feeds[info.name] = rng.normal(size=(batch, len(spec.names))).astype(info.dtype)
+        elif isinstance(spec, ConstantInput):
+            feeds[info.name] = np.asarray(spec.value, dtype=info.dtype)
+        else:
+            return None  # array / state inputs: no like-for-like raw batch here
+    session.run(feeds)  # warm up
+    t0 = time.perf_counter()
+    done = 0
+    while done < total:
+        session.run(feeds)
+        done += batch
+    return done / (time.perf_counter() - t0)
+
+
+def copy_limit(url: str, batch: int, total: int) -> float:
+    """Rows/s of psycopg COPY alone: the agent's row shape, one transaction per batch."""
+    from datetime import UTC, datetime
+
+    rng = random.Random(0)
+    now = datetime.now(UTC)
+    inf = json.dumps({"model": "m", "version": "1", "outputs": {"score": 0.1}, "score": 0.1,
+                      "label": None, "confidence": 0.9, "anomaly": False, "escalate": False,
+                      "latency_ms": 0.05})  # fmt: skip
+    rows = [
+        (f"dev-{i % 100}", i, now, now, json.dumps(_values(rng)), inf, False, 0.1, 1)
+        for i in range(batch)
+    ]
+    with psycopg.connect(_pg(url)) as conn:
+        conn.execute("CREATE TABLE copy_limit (LIKE readings INCLUDING ALL)")
+        conn.commit()
+        t0 = time.perf_counter()
+        done = 0
+        while done < total:
+            with (
+                conn.cursor() as cur,
+                cur.copy(
+                    'COPY copy_limit (device_id, seq, ts, received_at, "values", inference, '
+                    "anomaly, score, batch_id) FROM STDIN"
+                ) as copy,
+            ):
+                for r in rows:
+                    copy.write_row((r[0], r[1] + done, *r[2:]))
+            conn.commit()
+            done += batch
+        elapsed = time.perf_counter() - t0
+        conn.execute("DROP TABLE copy_limit")
+        conn.commit()
+    return done / elapsed
+
+
+# --- one run ------------------------------------------------------------------------------
+def _publish(target: Target, node: str, readings: int, rate: float | None, procs: int) -> None:
+    devices = [f"bench-{node}-{i}" for i in range(100)]
+    per_device = max(1, readings // len(devices))
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    start_at = time.time() + 3.0
+    children = []
+    for p in range(procs):
+        args = {
+            "host": target.mqtt_host, "port": target.mqtt_port,
+            "user": target.device_account[0], "password": target.device_account[1],
+            "devices": devices[p::procs], "per_device": per_device, "seed": p,
+            "rate": rate / procs if rate else None, "start_at": start_at,
+        }  # fmt: skip
+        proc = ctx.Process(target=_publisher_main, args=(args, out), daemon=True)
+        proc.start()
+        children.append(proc)
+    for proc in children:
+        proc.join(600)
+
+
+@contextlib.contextmanager
+def _database(target: Target) -> Iterator[str]:
+    name = f"bench_edge_{uuid.uuid4().hex[:8]}"
+    url = target.create_database(name)
+    try:
+        yield url
+    finally:
+        target.drop_database(name)
+
+
+def one_run(
+    target: Target,
+    *,
+    readings: int,
+    rate: float | None,
+    publishers: int,
+    model: Path | None,
+    keys: str,
+    measure_limits: bool,
+    log_dir: Path,
+) -> RunOutcome:
+    readings = (readings // 100) * 100
+    node = f"bench{uuid.uuid4().hex[:6]}"
+    with _database(target) as url:
+        from edgecloud.edge.migrations import migrate
+
+        migrate(url)
+        agent = AgentProcess(
+            node_id=node, database_url=url, mqtt_url=f"mqtt://{target.mqtt_host}:{target.mqtt_port}",
+            mqtt_username=target.agent_account[0], mqtt_password=target.agent_account[1],
+            log_path=log_dir / f"agent-{node}.log", model=str(model) if model else None,
+            extra_env={"EDGECLOUD_OPERATOR_PUBLIC_KEYS": keys, "EDGECLOUD_LOG_LEVEL": "WARNING",
+                       "EDGECLOUD_RETENTION_HOURS": "0", "EDGECLOUD_HEARTBEAT_INTERVAL_S": "5"},
+        )  # fmt: skip
+        agent.start()
+        counter = EventCounter(target, node)
+        counter.start()
+        peak = [agent.rss_mb()]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.25):
+                peak.append(rss_mb(agent.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            _publish(target, node, readings, rate, publishers)
+            deadline = time.monotonic() + 120
+            rows = distinct = 0
+            while time.monotonic() < deadline:
+                rows, distinct = _db_state(url)
+                if distinct >= readings and len(counter.ids) >= readings:
+                    break
+                time.sleep(0.25)
+            counters = agent.counters()
+        finally:
+            stop.set()
+            counter.stop()
+            agent.stop()
+        lat, first_ts, last_commit = _latencies_and_span(url)
+        limit_onnx = onnx_limit(model, 500, 200_000) if measure_limits and model else None
+        limit_copy = copy_limit(url, 500, 100_000) if measure_limits else 0.0
+    seconds = max(1e-9, last_commit - first_ts)
+    limits = [x for x in (limit_onnx, limit_copy) if x]
+    limit = min(limits) if limits else 0.0
+    rate_ = distinct / seconds
+    result = BenchResult(
+        name="edge", messages=readings, seconds=round(seconds, 3), rate_per_s=round(rate_, 1),
+        p50_ms=round(percentile(lat, 50), 2), p99_ms=round(percentile(lat, 99), 2),
+        lost=readings - distinct, duplicates=rows - distinct,
+        limit_rate_per_s=round(limit, 1), ratio_to_limit=round(rate_ / limit, 3) if limit else 0.0,
+    )  # fmt: skip
+    return RunOutcome(result, round(max(peak), 1), counter.events - len(counter.ids),
+                      limit_onnx, limit_copy, counters)  # fmt: skip
+
+
+def run(
+    target: Target,
+    *,
+    readings: int = 60_000,
+    rate: float | None = None,
+    runs: int = 3,
+    publishers: int = 2,
+    latency_rate: float = 5000.0,
+    latency_seconds: float = 10.0,
+    model: Path | None = DEFAULT_MODEL,
+    keys: str = "",
+    log_dir: Path | None = None,
+) -> BenchResult:
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="edgecloud-bench-edge-"))
+    if model is not None and not (model / "manifest.yaml").is_file():
+        log.warning("no model bundle at %s: benchmarking without inference", model)
+        model = None
+    outs = []
+    for i in range(runs):
+        out = one_run(target, readings=readings, rate=rate, publishers=publishers, model=model,
+                      keys=keys, measure_limits=True, log_dir=log_dir)  # fmt: skip
+        log.info("run %d: %s", i + 1, out.result.model_dump_json())
+        outs.append(out)
+    lat = None
+    if latency_rate > 0:
+        lat = one_run(target, readings=int(latency_rate * latency_seconds), rate=latency_rate,
+                      publishers=publishers, model=model, keys=keys, measure_limits=False,
+                      log_dir=log_dir)  # fmt: skip
+    extra: dict[str, Any] = {
+        "model": str(model) if model else None,
+        "publishers": publishers,
+        "offered_rate_per_s": rate,
+        "agent_rss_mb": max(o.rss_mb for o in outs + ([lat] if lat else [])),
+        "event_duplicates": sum(o.event_duplicates for o in outs),
+        "limit_onnx_rate_per_s": [round(o.limit_onnx, 1) if o.limit_onnx else None for o in outs],
+        "limit_copy_rate_per_s": [round(o.limit_copy, 1) for o in outs],
+        "agent_counters": [o.counters for o in outs],
+        "logs": str(log_dir),
+    }
+    if lat is not None:
+        extra["latency_run"] = {
+            "rate_per_s": latency_rate, "readings": lat.result.messages,
+            "achieved_rate_per_s": lat.result.rate_per_s, "p50_ms": lat.result.p50_ms,
+            "p99_ms": lat.result.p99_ms, "lost": lat.result.lost, "rss_mb": lat.rss_mb,
+        }  # fmt: skip
+    return BenchResult.from_runs("edge", [o.result for o in outs], **extra)
+
+
+def make_target(admin_url: str | None = None, mqtt_url: str | None = None) -> Target:
+    """The given Postgres / MQTT, else the dev stack's (only Postgres and Mosquitto started)."""
+    from urllib.parse import unquote, urlsplit
+
+    from edgecloud.dev import postgres
+    from edgecloud.dev.stack import DEV_PORTS, External, Infra, default_state_dir, state_lock
+
+    infra = Infra(default_state_dir("dev"), DEV_PORTS, External(postgres_url=admin_url,
+                                                                mqtt_url=mqtt_url))  # fmt: skip
+    with state_lock(infra.state_dir):
+        if admin_url is None:
+            infra.postgres.start()
+        if mqtt_url is None:
+            infra.mosquitto.start()
+    if mqtt_url is not None:
+        parts = urlsplit(mqtt_url)
+        account = (unquote(parts.username or "") or None, unquote(parts.password or "") or None)
+        agent_account = device_account = account
+    else:
+        agent_account = infra.mqtt_account("edge-agent")
+        device_account = infra.mqtt_account("simulator")
+    admin = infra.pg_admin_url
+    return Target(
+        admin_url=admin, mqtt_host=infra.mqtt_host, mqtt_port=infra.mqtt_port,
+        agent_account=agent_account, device_account=device_account,
+        create_database=lambda name: postgres.create_database(admin, name),
+        drop_database=lambda name: postgres.drop_database(admin, name),
+    )  # fmt: skip
+
+
+def default_keys(folder: Path = DEFAULT_KEYS) -> str:
+    """The development public key(s) of ``models/dev-keys`` (comma separated paths)."""
+    if not folder.is_dir():
+        return ""
+    return ",".join(str(p) for p in sorted(folder.iterdir()) if p.suffix in (".pub", ".b64"))
