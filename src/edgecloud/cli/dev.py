@@ -70,7 +70,10 @@ def up_cmd(
 def _print_reports(console: Console, reports: list[AppReport]) -> None:
     for report in reports:
         if report.pid is not None:
-            console.print(f"[green]started[/] {report.name} (pid {report.pid})")
+            note = ""
+            if report.healthy is not None:
+                note = ", healthy" if report.healthy else ", [red]not answering its health URL[/]"
+            console.print(f"[green]started[/] {report.name} (pid {report.pid}{note})")
         else:
             console.print(f"[yellow]exited[/] {report.name} with code {report.exit_code}:")
             for line in report.tail.splitlines()[-3:]:

@@ -13,12 +13,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from edgecloud.dev import apps, process
 from edgecloud.dev.base import DEV_PORTS, Ports
 from edgecloud.dev.kafka_jars import jars_present
 from edgecloud.dev.stack import External, Infra, ensure_infra
 
 STARTUP_GRACE_S = 2.0  # an app still running after this is reported as started
+HEALTH_TIMEOUT_S = 30.0  # then an app with a health URL must answer 200
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class AppReport:
     pid: int | None
     exit_code: int | None = None
     tail: str = ""
+    healthy: bool | None = None  # None: the app has no health URL (or is not running)
 
 
 Step = Callable[[str], None]
@@ -96,8 +100,27 @@ def up(config: StackConfig, step: Step) -> list[AppReport]:
             proc.pid_file.unlink(missing_ok=True)
             info = proc.exit_info() or {}
             reports.append(AppReport(name, None, code, str(info.get("tail", ""))))
+    health = {spec.name: spec.health_url for spec in specs if spec.health_url}
+    for report in reports:
+        url = health.get(report.name)
+        if report.pid is not None and url is not None:
+            step(f"waiting for {report.name} health")
+            report.healthy = _answers(url, HEALTH_TIMEOUT_S)
     apps.load_tokens(infra)
     return reports
+
+
+def _answers(url: str, timeout: float) -> bool:
+    """True once ``url`` answers 200 within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    return False
 
 
 def down(config: StackConfig) -> None:
