@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
@@ -20,6 +21,7 @@ from edgecloud import __version__
 from edgecloud.cloud.api.deps import AppState
 from edgecloud.cloud.api.errors import install_error_handlers
 from edgecloud.cloud.api.middleware import BodyLimit, RequestMetrics
+from edgecloud.cloud.api.pgpool import AsyncPgPool
 from edgecloud.cloud.api.routes import ROUTERS
 from edgecloud.cloud.api.routes.metrics import FleetCollector
 from edgecloud.cloud.auth import TokenVerifier
@@ -36,6 +38,23 @@ anomalies with their escalation, edge nodes. Every route but `/healthz` and the 
 needs `Authorization: Bearer <token>` (`edgecloud token create --scope read`)."""
 
 
+def api_engine(url: str) -> Engine:
+    """The API only reads (and writes single token rows): on Postgres it runs in autocommit
+    mode, so a request costs no BEGIN / ROLLBACK round trips, and without pre-ping (a
+    connection that died is invalidated and the request answers 503; the next one reconnects).
+    """
+    if url.startswith(("postgresql", "postgres:")):
+        return make_engine(
+            url,
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=False,
+            pool_recycle=1800,
+            isolation_level="AUTOCOMMIT",
+        )
+    return make_engine(url)
+
+
 def create_app(settings: CloudSettings, run_migrations: bool = True) -> FastAPI:
     registry = CollectorRegistry()
 
@@ -43,11 +62,16 @@ def create_app(settings: CloudSettings, run_migrations: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if run_migrations:
             await run_in_threadpool(migrate, settings.database_url)
-        engine = make_engine(settings.database_url, pool_size=10, max_overflow=10)
+        engine = api_engine(settings.database_url)
         collector = FleetCollector(engine)
         registry.register(collector)
+        pg = AsyncPgPool(settings.database_url) if engine.dialect.name == "postgresql" else None
         app.state.edgecloud = AppState(
-            settings=settings, engine=engine, verifier=TokenVerifier(engine), registry=registry
+            settings=settings,
+            engine=engine,
+            verifier=TokenVerifier(engine),
+            registry=registry,
+            pg=pg,
         )
         app.state.models = await models_runtime.start(settings.database_url)  # issue 6
         log.info("cloud api ready", extra={"database": engine.url.render_as_string()})
@@ -56,6 +80,8 @@ def create_app(settings: CloudSettings, run_migrations: bool = True) -> FastAPI:
         finally:
             await models_runtime.stop(app.state.models)
             registry.unregister(collector)
+            if pg is not None:
+                await pg.close()
             engine.dispose()
 
     app = FastAPI(

@@ -5,6 +5,8 @@
      +-- NotFound     404             an unknown device / node / token
     RequestValidationError -> 422     FastAPI's own parameter validation (adds ``errors``)
     ValidationFailed (core) -> 400    e.g. a bad scope when creating a token
+    sqlalchemy DataError -> 400       a value the database refused (a safety net)
+    sqlalchemy Operational/InterfaceError -> 503   the database is away
     HTTPException (Starlette) -> its status (404 unknown route, 405 ...)
     anything else -> 500, logged with the cause; the body never leaks internals
 
@@ -17,10 +19,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edgecloud.core.errors import ValidationFailed
@@ -107,6 +111,17 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail), headers)
 
 
+async def _db_data_error(_: Request, exc: Exception) -> JSONResponse:
+    # a value the database refused (out of range, bad encoding): the caller's input, so a 400
+    log.info("database refused a value: %s", exc.__class__.__name__)
+    return error_response(400, "bad_request", "a parameter is out of the range the database takes")
+
+
+async def _db_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable: %s", exc.__class__.__name__)
+    return error_response(503, "unavailable", "the database is not available; retry shortly")
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error(
         "unhandled error on %s %s",
@@ -123,6 +138,12 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ValidationFailed, _core_validation)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(sa_exc.DataError, _db_data_error)
+    app.add_exception_handler(psycopg.DataError, _db_data_error)
+    app.add_exception_handler(sa_exc.OperationalError, _db_unavailable)
+    app.add_exception_handler(sa_exc.InterfaceError, _db_unavailable)
+    app.add_exception_handler(psycopg.OperationalError, _db_unavailable)
+    app.add_exception_handler(psycopg.InterfaceError, _db_unavailable)
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from edgecloud.cloud.api import queries
-from edgecloud.cloud.api.deps import ReadScope, SessionDep
+from edgecloud.cloud.api.deps import ReadScope, SessionDep, in_thread
 from edgecloud.cloud.api.errors import BadRequest, responses
 from edgecloud.cloud.api.params import (
     check_range,
@@ -28,7 +28,7 @@ TimeParam = Annotated[
 
 
 @router.get("", response_model=AnomalyPage, responses=responses(400, 401, 403, 422))
-def list_anomalies(
+async def list_anomalies(
     _: ReadScope,
     session: SessionDep,
     since: TimeParam = None,
@@ -48,7 +48,7 @@ def list_anomalies(
             raise BadRequest("bad_cursor", "cursor is not one this API returned") from exc
     if device_id is not None and not valid_id(device_id):
         return AnomalyPage(items=[], next_cursor=None)  # no such device can exist
-    rows = queries.anomalies_page(session, device_id, start, end, after, limit)
+    rows = await in_thread(queries.anomalies_page, session, device_id, start, end, after, limit)
     items = []
     for reading, esc in rows:
         item = AnomalyOut.model_validate(reading, from_attributes=True)

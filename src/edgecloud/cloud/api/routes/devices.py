@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from edgecloud.cloud.api import queries
-from edgecloud.cloud.api.deps import ReadScope, SessionDep
+from edgecloud.cloud.api.deps import ReadScope, SessionDep, in_thread
 from edgecloud.cloud.api.errors import BadRequest, NotFound, responses
 from edgecloud.cloud.api.params import (
     check_id,
@@ -31,7 +31,7 @@ TimeParam = Annotated[
 
 
 @router.get("", response_model=DevicePage, responses=responses(400, 401, 403, 422))
-def list_devices(
+async def list_devices(
     _: ReadScope,
     session: SessionDep,
     node_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -43,7 +43,7 @@ def list_devices(
     impossible = [v for v in (node_id, after) if v is not None and not valid_id(v)]
     if impossible:
         return DevicePage(items=[], next_cursor=None)  # no such node / device can exist
-    rows = queries.devices_page(session, node_id, after, limit)
+    rows = await in_thread(queries.devices_page, session, node_id, after, limit)
     items = [DeviceOut.model_validate(r, from_attributes=True) for r in rows]
     next_cursor = encode_cursor({"device_id": rows[-1].device_id}) if len(rows) == limit else None
     return DevicePage(items=items, next_cursor=next_cursor)
@@ -54,7 +54,7 @@ def list_devices(
     response_model=ReadingPage,
     responses=responses(400, 401, 403, 404, 422),
 )
-def list_readings(
+async def list_readings(
     _: ReadScope,
     session: SessionDep,
     device_id: str,
@@ -75,8 +75,10 @@ def list_readings(
         if not isinstance(seq, int) or not 0 <= seq <= _MAX_SEQ or key["order"] != order:
             raise BadRequest("bad_cursor", "cursor is not one this API returned for this order")
         after = (cursor_time(key, "ts"), seq)
-    rows = queries.readings_page(session, device_id, start, end, after, limit, order == "desc")
-    if not rows and after is None and not queries.device_exists(session, device_id):
+    rows, known = await in_thread(
+        queries.readings_or_unknown, session, device_id, start, end, after, limit, order == "desc"
+    )
+    if not known:
         raise NotFound("unknown_device", f"no device {device_id!r}")
     items = [ReadingOut.model_validate(r, from_attributes=True) for r in rows]
     next_cursor = None

@@ -8,10 +8,13 @@ this API process has a key configured).
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
+from sqlmodel import Session
 
 from edgecloud.cloud.api import queries
-from edgecloud.cloud.api.deps import ReadScope, SessionDep, StateDep
+from edgecloud.cloud.api.deps import ReadScope, SessionDep, StateDep, in_thread
 from edgecloud.cloud.api.errors import responses
 from edgecloud.cloud.api.schemas import EscalationStatusOut
 from edgecloud.cloud.escalation.state import escalation_status
@@ -19,11 +22,15 @@ from edgecloud.cloud.escalation.state import escalation_status
 router = APIRouter(prefix="/api/v1/escalation", tags=["escalation"])
 
 
+def _load(session: Session) -> tuple[dict[str, Any], dict[str, int]]:
+    return escalation_status(session), queries.escalation_counts(session)
+
+
 @router.get("", response_model=EscalationStatusOut, responses=responses(401, 403))
-def get_escalation_status(
+async def get_escalation_status(
     _: ReadScope, session: SessionDep, state: StateDep
 ) -> EscalationStatusOut:
-    published = escalation_status(session)
+    published, counts = await in_thread(_load, session)
     status = str(published.get("state", "unknown"))
     enabled = state.settings.escalation_enabled if status == "unknown" else status != "disabled"
     reason = published.get("detail")
@@ -36,5 +43,5 @@ def get_escalation_status(
         status=status,
         reason=None if reason is None else str(reason),
         state=published,
-        counts=queries.escalation_counts(session),
+        counts=counts,
     )

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from edgecloud.cloud.api import queries
-from edgecloud.cloud.api.deps import ReadScope, StateDep
+from edgecloud.cloud.api.deps import ReadScope, StateDep, in_thread
 from edgecloud.cloud.api.errors import responses
 
 router = APIRouter(tags=["metrics"])
@@ -49,5 +49,6 @@ class FleetCollector(Collector):
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}}, **responses(401, 403)},
 )
-def metrics(_: ReadScope, state: StateDep) -> Response:
-    return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)
+async def metrics(_: ReadScope, state: StateDep) -> Response:
+    text = await in_thread(generate_latest, state.registry)  # FleetCollector queries the DB
+    return Response(text, media_type=CONTENT_TYPE_LATEST)

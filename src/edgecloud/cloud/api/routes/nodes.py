@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from edgecloud.cloud.api import queries
-from edgecloud.cloud.api.deps import ReadScope, SessionDep
+from edgecloud.cloud.api.deps import ReadScope, SessionDep, in_thread
 from edgecloud.cloud.api.errors import BadRequest, NotFound, responses
 from edgecloud.cloud.api.params import check_id, decode_cursor, encode_cursor, valid_id
 from edgecloud.cloud.api.schemas import ModelStatusOut, NodeDetail, NodeOut, NodePage
@@ -44,7 +44,7 @@ def _node_fields(node: Node, now: datetime) -> dict[str, Any]:
 
 
 @router.get("", response_model=NodePage, responses=responses(400, 401, 403, 422))
-def list_nodes(
+async def list_nodes(
     _: ReadScope,
     session: SessionDep,
     selector: Annotated[str | None, Query(max_length=512, description="k=v,k2=v2")] = None,
@@ -56,7 +56,7 @@ def list_nodes(
     after = str(key["node_id"]) if key else None
     if after is not None and not valid_id(after):
         return NodePage(items=[], next_cursor=None)
-    rows = queries.nodes_page(session, after, limit)
+    rows = await in_thread(queries.nodes_page, session, after, limit)
     now = datetime.now(UTC)
     items = [
         NodeOut.model_validate(_node_fields(n, now))
@@ -68,15 +68,13 @@ def list_nodes(
 
 
 @router.get("/{node_id}", response_model=NodeDetail, responses=responses(401, 403, 404, 422))
-def get_node(_: ReadScope, session: SessionDep, node_id: str) -> NodeDetail:
+async def get_node(_: ReadScope, session: SessionDep, node_id: str) -> NodeDetail:
     check_id(node_id, "node")
-    node = session.get(Node, node_id)
-    if node is None:
+    found = await in_thread(queries.node_detail, session, node_id)
+    if found is None:
         raise NotFound("unknown_node", f"no node {node_id!r}")
-    status = [
-        ModelStatusOut.model_validate(s, from_attributes=True)
-        for s in queries.node_model_status(session, node_id)
-    ]
+    node, model_status, devices = found
+    status = [ModelStatusOut.model_validate(s, from_attributes=True) for s in model_status]
     return NodeDetail.model_validate(
         {
             **_node_fields(node, datetime.now(UTC)),
@@ -84,7 +82,7 @@ def get_node(_: ReadScope, session: SessionDep, node_id: str) -> NodeDetail:
             "bridge": node.bridge,
             "agent_heartbeat": node.agent_heartbeat,
             "bridge_heartbeat": node.bridge_heartbeat,
-            "devices": queries.node_device_count(session, node_id),
+            "devices": devices,
             "model_status": status,
         }
     )
