@@ -216,10 +216,12 @@ def read_topics(
     idle_s: float = 5.0,
     timeout_s: float = 120.0,
     on_message: Callable[[Consumed], None] | None = None,
+    until: Callable[[], bool] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> list[Consumed]:
     """Everything in ``topics`` from the beginning: stops at ``expect`` messages, after
-    ``idle_s`` without a message (once at least one came or ``expect`` is None), or ``timeout_s``.
+    ``idle_s`` without a message (once at least one came or ``expect`` is None), when ``until()``
+    says so, or after ``timeout_s``.
     """
     conf = {
         "bootstrap.servers": bootstrap,
@@ -239,6 +241,8 @@ def read_topics(
         last = time.monotonic()
         while time.monotonic() < deadline:
             if expect is not None and len(out) >= expect:
+                break
+            if until is not None and until():
                 break
             if time.monotonic() - last > idle_s and (out or expect is None):
                 break

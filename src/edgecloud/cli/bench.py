@@ -9,7 +9,9 @@ import typer
 
 from edgecloud.cli._common import not_yet
 
-app = typer.Typer(help="Benchmarks against the raw library limit (CONTRACT section 8).", no_args_is_help=True)
+app = typer.Typer(
+    help="Benchmarks against the raw library limit (CONTRACT section 8).", no_args_is_help=True
+)
 
 
 @app.command("edge")
@@ -71,9 +73,43 @@ def edge(
 
 
 @app.command("bridge")
-def bridge() -> None:
-    """bridge (issue #2)."""
-    not_yet("bridge", 2)
+def bridge(
+    events: Annotated[
+        int, typer.Option(help="events per throughput run (one per MQTT message)")
+    ] = 100_000,
+    rate: Annotated[float, typer.Option(help="events/s of the fixed-rate latency run")] = 5000.0,
+    runs: Annotated[int, typer.Option(help="throughput runs; the JSON reports the median")] = 3,
+    latency_seconds: Annotated[float, typer.Option(help="length of the latency run")] = 10.0,
+    outage_seconds: Annotated[
+        float, typer.Option(help="Kafka stopped this long in the drain phase (0: no drain phase)")
+    ] = 60.0,
+    drain_rate: Annotated[
+        float, typer.Option(help="events/s offered during the drain phase")
+    ] = 5000.0,
+    publishers: Annotated[int, typer.Option(help="publisher processes")] = 2,
+    json_file: Annotated[Path | None, typer.Option("--json", help="write the result here")] = None,
+) -> None:
+    """Sync bridge: MQTT QoS 1 in -> spool -> Kafka (idempotent, acks=all) out (CONTRACT 8).
+
+    Starts a private Mosquitto and Kafka (free ports, temporary state). The limit is a paho
+    receive-only loop in the same run; extra.drain holds the drain rate after the outage.
+    """
+    from edgecloud.bench import bridge as bench_bridge
+    from edgecloud.core.logging import configure_logging
+
+    configure_logging("WARNING", "text")
+    result = bench_bridge.run(
+        events,
+        rate,
+        runs,
+        latency_s=latency_seconds,
+        outage_s=outage_seconds,
+        drain_rate=drain_rate,
+        publishers=publishers,
+        say=lambda line: typer.echo(line, err=True),
+    )
+    result.write(json_file)
+    typer.echo(result.model_dump_json(indent=2))
 
 
 @app.command("cloud")

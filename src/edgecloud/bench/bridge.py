@@ -1,0 +1,406 @@
+"""``edgecloud bench bridge``: MQTT QoS 1 in, idempotent acks=all Kafka out, nothing lost.
+
+Runs on a private Mosquitto + Kafka (own state dir, free ports) so that Kafka can be stopped for
+the drain phase. Phases, each with the bridge as a real ``edgecloud bridge run`` process:
+
+- limit: a paho receive-only loop (the MQTT adapter's subscriber, acking at once) receiving the
+  same unpaced stream from the same publisher processes: ``limit_rate_per_s``;
+- throughput: ``events`` events, one 200-byte event per MQTT message, unpaced; the rate runs from
+  the first publish to the last Kafka append (topics use LogAppendTime); lost / duplicates are
+  counted from what a consumer reads back;
+- latency: ``rate`` events/s (default 5,000) for ``latency_s``; p50/p99 of Kafka append time
+  minus publish time (the same clock);
+- drain: ingest at ``drain_rate`` while Kafka is stopped for ``outage_s``, keep ingesting after
+  it returns and measure the delivery rate until the spool is empty: ``drain_ratio``.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.request import urlopen
+
+from edgecloud.adapters.kafka import ensure_topics, read_topics
+from edgecloud.adapters.mqtt import MqttConfig, Publisher, Subscriber
+from edgecloud.bench.common import BenchResult, percentile
+from edgecloud.core.topics import events_topic, kafka_dead_letter_topic, kafka_topic
+from edgecloud.dev import process
+from edgecloud.dev.stack import Infra, Ports
+from edgecloud.sync.check import Tally, device_name, expected_ids, reading_payload
+
+TOPIC_TYPES = ("reading", "heartbeat", "model_status")
+
+
+def all_topics(prefix: str) -> list[str]:
+    return [*(kafka_topic(t, prefix) for t in TOPIC_TYPES), kafka_dead_letter_topic(prefix)]
+
+
+# --- publishers (separate processes: one paho client tops out near 10k msg/s) ---------------
+def _publish_worker(
+    url: str,
+    node: str,
+    devices: list[int],
+    per_device: int,
+    rate: float,
+    start_at: float,
+    tag: str,
+) -> int:
+    pub = Publisher(MqttConfig.from_url(url))
+    pub.start()
+    topic = events_topic(node, "reading")
+    total = len(devices) * per_device
+    sent = 0
+    while time.time() < start_at:
+        time.sleep(0.001)
+    t0 = time.monotonic()
+    infos = []
+    for seq in range(per_device):
+        for d in devices:
+            if rate > 0:
+                due = t0 + sent / rate
+                delay = due - time.monotonic()
+                if delay > 0.001:
+                    time.sleep(delay)
+            infos.append(
+                pub.publish(topic, reading_payload(node, device_name(d, tag), seq, time.time_ns()))
+            )
+            sent += 1
+            if len(infos) >= 5000:
+                Publisher.wait(infos, timeout_s=600)
+                infos = []
+    Publisher.wait(infos, timeout_s=600)
+    pub.stop()
+    return total
+
+
+def publish(
+    url: str,
+    node: str,
+    devices: int,
+    per_device: int,
+    *,
+    rate: float = 0.0,
+    processes: int = 2,
+    tag: str = "",
+) -> Callable[[], int]:
+    """Start publishing in ``processes`` processes; returns a join() giving the count sent."""
+    ctx = mp.get_context("spawn")
+    pool = ctx.Pool(processes)
+    start_at = time.time() + 1.5
+    shares = [list(range(i, devices, processes)) for i in range(processes)]
+    each_rate = rate / processes if rate > 0 else 0.0
+    results = [
+        pool.apply_async(_publish_worker, (url, node, s, per_device, each_rate, start_at, tag))
+        for s in shares
+        if s
+    ]
+    pool.close()
+
+    def join() -> int:
+        try:
+            return sum(r.get(timeout=3600) for r in results)
+        finally:
+            pool.join()
+
+    return join
+
+
+# --- the bridge as a real process ------------------------------------------------------------
+@dataclass
+class BridgeProc:
+    env: dict[str, str]
+    log_path: Path
+    pid: int | None = None
+    netns: str | None = None
+
+    def start(self) -> int:
+        argv = [sys.executable, "-c", "from edgecloud.cli import main; main()", "bridge", "run"]
+        if self.netns:
+            argv = ["ip", "netns", "exec", self.netns, *argv]
+        self.pid = process.spawn(argv, self.log_path, env={**os.environ, **self.env})
+        return self.pid
+
+    def health(self) -> dict[str, Any] | None:
+        url = f"http://{self.env.get('EDGECLOUD_BRIDGE_HTTP_HOST', '127.0.0.1')}:"
+        url += f"{self.env['EDGECLOUD_BRIDGE_HTTP_PORT']}/healthz"
+        try:
+            with urlopen(url, timeout=2) as resp:
+                data: dict[str, Any] = json.loads(resp.read())
+                return data
+        except OSError as exc:
+            body = getattr(exc, "read", None)
+            if callable(body):
+                try:
+                    data = json.loads(body())
+                    return data
+                except (ValueError, OSError):
+                    return None
+            return None
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        def ok() -> bool:
+            h = self.health()
+            return bool(h and h.get("mqtt_connected"))
+
+        def died() -> str | None:
+            if self.pid is not None and not process.pid_alive(self.pid):
+                return "bridge exited:\n" + process.tail(self.log_path)
+            return None
+
+        process.wait_until(ok, timeout, "bridge", abort=died)
+
+    def kill9(self) -> None:
+        if self.pid is not None:
+            process.kill(self.pid)
+            process.wait_until(lambda: not process.pid_alive(self.pid or 0), 10, "bridge kill")
+            self.pid = None
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            process.terminate(self.pid, signal.SIGTERM, 20.0)
+            self.pid = None
+
+    def wait_drained(self, timeout: float = 120.0) -> dict[str, Any]:
+        last: dict[str, Any] = {}
+
+        def empty() -> bool:
+            nonlocal last
+            last = self.health() or {}
+            return last.get("spool_depth") == 0 and bool(last)
+
+        process.wait_until(empty, timeout, "bridge spool drain", interval=0.1)
+        return last
+
+
+def bridge_env(infra: Infra, prefix: str, node: str, spool: Path, http_port: int) -> dict[str, str]:
+    user, pw = infra.mqtt_account("bridge")
+    return {
+        "EDGECLOUD_NODE_ID": node,
+        "EDGECLOUD_MQTT_URL": infra.mqtt_url,
+        "EDGECLOUD_MQTT_USERNAME": user,
+        "EDGECLOUD_MQTT_PASSWORD": pw,
+        "EDGECLOUD_MQTT_CLIENT_ID": f"bridge-{node}",
+        "EDGECLOUD_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        "EDGECLOUD_KAFKA_TOPIC_PREFIX": prefix,
+        "EDGECLOUD_SPOOL_DIR": str(spool),
+        "EDGECLOUD_BRIDGE_HTTP_PORT": str(http_port),
+        "EDGECLOUD_HEARTBEAT_INTERVAL_S": "5",
+        "EDGECLOUD_LOG_LEVEL": "INFO",
+    }
+
+
+def admin_url(infra: Infra) -> str:
+    user, pw = infra.mqtt_account("admin")
+    return f"mqtt://{user}:{pw}@{infra.mqtt_host}:{infra.mqtt_port}"
+
+
+def tally(infra: Infra, prefix: str, expected: set[str], timeout_s: float = 120.0) -> Tally:
+    """Read the readings topic until every expected event is there (or ``timeout_s``)."""
+    t = Tally(expected=expected)
+    read_topics(
+        infra.kafka_bootstrap,
+        [kafka_topic("reading", prefix)],
+        idle_s=timeout_s,
+        timeout_s=timeout_s,
+        on_message=lambda m: t.add(m.key, m.value, m.timestamp_ms),
+        until=t.complete,
+    )
+    return t
+
+
+def new_tag() -> str:
+    return uuid.uuid4().hex[:6] + "-"
+
+
+# --- phases ----------------------------------------------------------------------------------
+def paho_limit(infra: Infra, events: int, publishers: int) -> float:
+    """Receive rate of the adapter's subscriber acking at once (no spool, no Kafka)."""
+    node = f"lim{uuid.uuid4().hex[:6]}"
+    user, pw = infra.mqtt_account("admin")
+    cfg = MqttConfig.from_url(infra.mqtt_url, username=user, password=pw)
+    sub = Subscriber(cfg, [f"edgecloud/{node}/events/#"], client_id=f"limit-{node}")
+    sub.start()
+    devices = 100
+    join = publish(admin_url(infra), node, devices, events // devices, processes=publishers)
+    got, first, last = 0, 0.0, 0.0
+    total = devices * (events // devices)
+    deadline = time.monotonic() + 600
+    while got < total and time.monotonic() < deadline:
+        batch = sub.get_batch(5000, 0.005)
+        for m in batch:
+            m.ack()
+        if batch:
+            first = first or batch[0].received_at
+            last = batch[-1].received_at
+            got += len(batch)
+    join()
+    sub.stop()
+    return got / max(1e-6, last - first)
+
+
+def throughput(
+    infra: Infra,
+    prefix: str,
+    node: str,
+    events: int,
+    publishers: int,
+    rate: float = 0.0,
+) -> BenchResult:
+    """Publish ``events`` (unpaced when ``rate`` is 0) and read them back from Kafka."""
+    devices = 100
+    per = max(1, events // devices)
+    total = devices * per
+    tag = new_tag()
+    ids = expected_ids(devices, per, tag)
+    join = publish(admin_url(infra), node, devices, per, rate=rate, processes=publishers, tag=tag)
+    join()
+    t = tally(infra, prefix, ids)
+    seconds = max(1e-6, (t.last_append_ms - t.first_pub_ms) / 1000)
+    lat = t.latencies_ms
+    return BenchResult(
+        name="bridge",
+        messages=total,
+        seconds=round(seconds, 3),
+        rate_per_s=round(len(t.seen) / seconds, 1),
+        p50_ms=round(percentile(lat, 50), 2),
+        p99_ms=round(percentile(lat, 99), 2),
+        lost=t.lost(ids),
+        duplicates=t.duplicates,
+        limit_rate_per_s=0.0,
+        ratio_to_limit=0.0,
+        extra={"order_violations": t.order_violations},
+    )
+
+
+def drain(
+    infra: Infra,
+    bridge: BridgeProc,
+    prefix: str,
+    node: str,
+    rate: float,
+    outage_s: float,
+    publishers: int,
+) -> dict[str, Any]:
+    """Ingest at ``rate`` with Kafka stopped for ``outage_s``; delivery rate once it is back."""
+    after_s = max(10.0, outage_s)  # keep ingesting while the spool drains
+    devices = 100
+    per = max(1, int(rate * (outage_s + after_s + 5) / devices))
+    tag = new_tag()
+    ids = expected_ids(devices, per, tag)
+    join = publish(admin_url(infra), node, devices, per, rate=rate, processes=publishers, tag=tag)
+    time.sleep(1.5 + 5)  # steady state first
+    infra.kafka.stop()
+    down_at = time.monotonic()
+    time.sleep(outage_s)
+    infra.kafka.start()
+    up_at = time.monotonic()
+    h0 = bridge.health() or {}
+    depth0 = int(h0.get("spool_depth", 0))
+    done0 = int(h0.get("counters", {}).get("processed", 0))
+    h1 = bridge.wait_drained(timeout=outage_s * 10 + 120)
+    t_drain = time.monotonic() - up_at
+    delivered = int(h1.get("counters", {}).get("processed", 0)) - done0
+    join()
+    t = tally(infra, prefix, ids, timeout_s=300)
+    drain_rate = delivered / max(1e-6, t_drain)
+    return {
+        "ingest_rate_per_s": rate,
+        "outage_s": round(up_at - down_at, 1),
+        "spool_depth_at_restart": depth0,
+        "drain_seconds": round(t_drain, 2),
+        "drain_rate_per_s": round(drain_rate, 1),
+        "drain_ratio": round(drain_rate / rate, 2),
+        "published": len(ids),
+        "lost": t.lost(ids),
+        "duplicates": t.duplicates,
+        "order_violations": t.order_violations,
+    }
+
+
+def run(
+    events: int = 100_000,
+    rate: float = 5000.0,
+    runs: int = 3,
+    *,
+    latency_s: float = 10.0,
+    outage_s: float = 60.0,
+    drain_rate: float = 5000.0,
+    publishers: int = 2,
+    workdir: Path | None = None,
+    say: Callable[[str], None] = print,
+) -> BenchResult:
+    base = Path(workdir or tempfile.mkdtemp(prefix="edgecloud-bench-bridge-"))
+    infra = Infra(base / "state", Ports.free())
+    say(f"starting a private Mosquitto and Kafka in {base}")
+    infra.ensure()
+    bridge: BridgeProc | None = None
+    try:
+        prefix = f"b{uuid.uuid4().hex[:6]}."
+        node = "bench-1"
+        ensure_topics(
+            infra.kafka_bootstrap,
+            all_topics(prefix),
+            partitions=3,
+            config={"message.timestamp.type": "LogAppendTime"},
+        )
+        env = bridge_env(infra, prefix, node, base / "spool", process.free_port())
+        bridge = BridgeProc(env, base / "bridge.log")
+        bridge.start()
+        bridge.wait_ready()
+        results = []
+        for i in range(runs):
+            limit = paho_limit(infra, events, publishers)
+            say(f"run {i + 1}: paho receive loop {limit:,.0f} msg/s")
+            res = throughput(infra, prefix, node, events, publishers)
+            say(
+                f"run {i + 1}: bridge {res.rate_per_s:,.0f} ev/s "
+                f"lost={res.lost} dup={res.duplicates}"
+            )
+            lat = throughput(infra, prefix, node, int(rate * latency_s), publishers, rate=rate)
+            say(f"run {i + 1}: at {rate:,.0f}/s p50={lat.p50_ms} ms p99={lat.p99_ms} ms")
+            results.append(
+                res.model_copy(
+                    update={
+                        "limit_rate_per_s": round(limit, 1),
+                        "ratio_to_limit": round(res.rate_per_s / limit, 3),
+                        "p50_ms": lat.p50_ms,
+                        "p99_ms": lat.p99_ms,
+                        "lost": res.lost + lat.lost,
+                        "duplicates": res.duplicates + lat.duplicates,
+                    }
+                )
+            )
+        d: dict[str, Any] = {"lost": 0, "duplicates": 0}
+        if outage_s > 0:
+            say(f"drain: {drain_rate:,.0f}/s in, Kafka down for {outage_s:.0f} s")
+            d = drain(infra, bridge, prefix, node, drain_rate, outage_s, publishers)
+            say(
+                f"drain: {d['drain_rate_per_s']:,.0f}/s = {d['drain_ratio']}x ingest, "
+                f"lost={d['lost']}"
+            )
+        out = BenchResult.from_runs(
+            "bridge",
+            results,
+            drain=d,
+            latency_rate_per_s=rate,
+            event_bytes=200,
+            publishers=publishers,
+            cpus=os.cpu_count(),
+        )
+        return out.model_copy(
+            update={"lost": out.lost + d["lost"], "duplicates": out.duplicates + d["duplicates"]}
+        )
+    finally:
+        if bridge is not None:
+            bridge.stop()
+        infra.stop()

@@ -1,0 +1,115 @@
+"""The bridge in-process on the shared test stack: events in over MQTT, read back from Kafka."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.request import urlopen
+
+import pytest
+
+from edgecloud.adapters.kafka import read_topics
+from edgecloud.adapters.mqtt import MqttConfig, Publisher
+from edgecloud.bench.bridge import all_topics
+from edgecloud.core.topics import events_topic, kafka_dead_letter_topic, kafka_topic
+from edgecloud.dev.process import free_port, wait_until
+from edgecloud.dev.stack import Infra
+from edgecloud.sync.bridge import Bridge
+from edgecloud.sync.check import Tally, device_name, expected_ids, reading_payload, stream
+from edgecloud.sync.settings import BridgeSettings
+
+
+@pytest.fixture
+def running(stack: Infra, kafka_prefix: str, unique_id: str, tmp_path: Path) -> Iterator[Bridge]:
+    user, pw = stack.mqtt_account("bridge")
+    settings = BridgeSettings(
+        node_id=f"n{unique_id}",
+        mqtt_url=stack.mqtt_url,
+        mqtt_username=user,
+        mqtt_password=pw,
+        mqtt_client_id=f"bridge-{unique_id}",
+        kafka_bootstrap=stack.kafka_bootstrap,
+        kafka_topic_prefix=kafka_prefix,
+        spool_dir=tmp_path / "spool",
+        bridge_http_port=free_port(),
+        heartbeat_interval_s=0.5,
+    )
+    stop = threading.Event()
+    bridge = Bridge(settings, stop)
+    thread = threading.Thread(target=bridge.run, daemon=True)
+    thread.start()
+    wait_until(lambda: bridge.subscriber is not None, 30, "bridge subscribed")
+    yield bridge
+    stop.set()
+    thread.join(30)
+    assert not thread.is_alive()
+
+
+def publisher(stack: Infra) -> Publisher:
+    user, pw = stack.mqtt_account("admin")
+    pub = Publisher(MqttConfig.from_url(stack.mqtt_url, username=user, password=pw))
+    pub.start()
+    return pub
+
+
+def test_events_single_and_batched_reach_kafka_in_order(
+    stack: Infra, running: Bridge, kafka_prefix: str
+) -> None:
+    node = running.settings.node_id
+    pub = publisher(stack)
+    topic = events_topic(node, "reading")
+    items = list(stream(devices=5, per_device=200, tag="s"))
+    infos = []
+    for i in range(0, len(items), 10):  # arrays of 10 events, then 500 single events
+        chunk = items[i : i + 10]
+        if i < 500:
+            body = "[" + ",".join(reading_payload(node, d, s).decode() for d, s in chunk) + "]"
+            infos.append(pub.publish(topic, body))
+        else:
+            infos.extend(pub.publish(topic, reading_payload(node, d, s)) for d, s in chunk)
+    bad = pub.publish(topic, b"{broken")
+    Publisher.wait([*infos, bad])
+    pub.stop()
+    ids = expected_ids(5, 200, "s")
+    tally = Tally(expected=ids)
+    msgs = read_topics(
+        stack.kafka_bootstrap,
+        [kafka_topic("reading", kafka_prefix)],
+        on_message=lambda m: tally.add(m.key, m.value),
+        until=tally.complete,
+        timeout_s=60,
+    )
+    assert tally.summary(ids) == {
+        "published": 1000,
+        "unique": 1000,
+        "lost": 0,
+        "duplicates": 0,
+        "order_violations": 0,
+        "unexpected": 0,
+    }
+    first = msgs[0]
+    assert first.key == device_name(0, "s").encode() or first.key.startswith(b"sdev-")
+    assert set(first.headers) == {"event_id", "schema", "node_id"}
+    assert first.headers["node_id"] == node.encode()
+    dead = read_topics(
+        stack.kafka_bootstrap, [kafka_dead_letter_topic(kafka_prefix)], expect=1, timeout_s=30
+    )
+    assert len(dead) == 1
+    assert dead[0].headers["reason"] == b"bad_json"
+    assert json.loads(dead[0].value)["payload"] == "{broken"
+    wait_until(lambda: running.spool.unacked_records == 0, 20, "spool empty")
+    port = running.settings.bridge_http_port
+    text = urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert "edgecloud_bridge_spool_depth" in text
+    health = json.loads(urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read())
+    assert health["ok"] is True and health["counters"]["dead_letters"] == 1
+    beats = read_topics(
+        stack.kafka_bootstrap, [kafka_topic("heartbeat", kafka_prefix)], expect=1, timeout_s=30
+    )
+    beat = json.loads(beats[0].value)
+    assert beat["type"] == "heartbeat" and beat["data"]["role"] == "bridge"
+    assert {"received", "processed", "dead_letters"} <= set(beat["data"]["counters"])
+    assert "spool_depth" in beat["data"]
+    assert sorted(all_topics(kafka_prefix))[0].startswith(kafka_prefix)
