@@ -89,10 +89,10 @@ def check_bundle(
     """Everything but the signature when ``trusted`` is None (``model push`` before signing)."""
     _no_links(folder)
     bundle = open_bundle(folder, ManifestLimits(max_file_bytes=max_file_bytes))
-    io = _check_onnx(bundle) if bundle.manifest.runtime == "onnx" else {}
     try:
         digest = check_file_digest(bundle)
     except SignatureError as exc:
         raise ValidationFailed("sha256_mismatch", str(exc)) from exc
+    io = _check_onnx(bundle) if bundle.manifest.runtime == "onnx" else {}
     signature = _check_signature(bundle, trusted) if trusted is not None else None
     return CheckedBundle(bundle=bundle, signature=signature, file_sha256=digest, io=io)
