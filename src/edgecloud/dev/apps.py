@@ -140,7 +140,7 @@ class AppProcess:
         self.log_file = state_dir / "logs" / f"{name}.log"
 
     def pid(self) -> int | None:
-        return process.read_pid(self.pid_file)
+        return process.read_pid(self.pid_file, marker="edgecloud")
 
     def start(self, spec: AppSpec) -> int:
         pid = self.pid()

@@ -158,7 +158,8 @@ class Service(ABC):
         return None
 
     def pid(self) -> int | None:
-        return process.read_pid(self.pid_file)
+        # Every service's command line names a file in its state dir.
+        return process.read_pid(self.pid_file, marker=str(self.state_dir))
 
     def running(self) -> bool:
         return self.pid() is not None and self.healthy()

@@ -49,13 +49,30 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def read_pid(path: Path) -> int | None:
-    """The live pid recorded in ``path``, or None."""
+def cmdline(pid: int) -> str:
+    try:
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return ""
+
+
+def read_pid(path: Path, marker: str | None = None) -> int | None:
+    """The live pid recorded in ``path``, or None.
+
+    With ``marker``, the process's command line must contain it: after a reboot a stale pid
+    file may name an unrelated process, which must never be taken for ours (or signalled).
+    """
     try:
         pid = int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if pid_alive(pid) else None
+    if not pid_alive(pid):
+        return None
+    if marker is not None and marker not in cmdline(pid):
+        return None
+    return pid
 
 
 def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
