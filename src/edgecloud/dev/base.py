@@ -68,11 +68,19 @@ def load_secrets(state_dir: Path) -> dict[str, Any]:
             for name in ("admin", "edge-agent", "bridge", "simulator")
         },
     }
-    tmp = path.with_suffix(".tmp")
+    # Create-if-absent atomically (link fails when it exists): two processes starting on a
+    # fresh state dir at once must end up with the same passwords.
+    tmp = path.with_name(f".secrets.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2))
     tmp.chmod(0o600)
-    tmp.replace(path)
-    return data
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    stored: dict[str, Any] = json.loads(path.read_text())
+    return stored
 
 
 # Linux capability numbers (linux/capability.h).

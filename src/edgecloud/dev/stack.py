@@ -68,9 +68,10 @@ class External:
 
 
 @contextlib.contextmanager
-def state_lock(state_dir: Path) -> Iterator[None]:
+def state_lock(state_dir: Path, name: str = ".lock") -> Iterator[None]:
+    """An exclusive ``fcntl`` lock on ``<state>/<name>``, across processes."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    with open(state_dir / ".lock", "w") as handle:
+    with open(state_dir / name, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -166,7 +167,9 @@ class Infra:
     def add_mqtt_user(self, username: str, password: str) -> None:
         if not self.mqtt_managed:
             raise ServiceError("an external MQTT broker's accounts are not managed by edgecloud")
-        self.mosquitto.add_user(username, password)
+        # mosquitto_passwd rewrites the whole file: serialise concurrent test sessions.
+        with state_lock(self.state_dir, ".mqtt-users.lock"):
+            self.mosquitto.add_user(username, password)
 
     # --- Kafka --------------------------------------------------------------------------
     @property
