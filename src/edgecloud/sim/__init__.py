@@ -1,0 +1,1 @@
+"""Device simulation: realistic sensor data (``data``) and an MQTT publisher (``publisher``)."""
