@@ -182,21 +182,36 @@ class BridgeProc:
         return last
 
 
-def bridge_env(infra: Infra, prefix: str, node: str, spool: Path, http_port: int) -> dict[str, str]:
-    user, pw = infra.mqtt_account("bridge")
-    return {
+def bridge_env(
+    mqtt: tuple[str, str, str],
+    kafka_bootstrap: str,
+    prefix: str,
+    node: str,
+    spool: Path,
+    http_port: int,
+    **more: str,
+) -> dict[str, str]:
+    """Environment of a bridge process; ``mqtt`` = (url, username, password)."""
+    url, user, pw = mqtt
+    env = {
         "EDGECLOUD_NODE_ID": node,
-        "EDGECLOUD_MQTT_URL": infra.mqtt_url,
+        "EDGECLOUD_MQTT_URL": url,
         "EDGECLOUD_MQTT_USERNAME": user,
         "EDGECLOUD_MQTT_PASSWORD": pw,
         "EDGECLOUD_MQTT_CLIENT_ID": f"bridge-{node}",
-        "EDGECLOUD_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        "EDGECLOUD_KAFKA_BOOTSTRAP": kafka_bootstrap,
         "EDGECLOUD_KAFKA_TOPIC_PREFIX": prefix,
         "EDGECLOUD_SPOOL_DIR": str(spool),
         "EDGECLOUD_BRIDGE_HTTP_PORT": str(http_port),
         "EDGECLOUD_HEARTBEAT_INTERVAL_S": "5",
         "EDGECLOUD_LOG_LEVEL": "INFO",
     }
+    env.update({f"EDGECLOUD_{k.upper()}": v for k, v in more.items()})
+    return env
+
+
+def infra_mqtt(infra: Infra, account: str = "bridge") -> tuple[str, str, str]:
+    return (infra.mqtt_url, *infra.mqtt_account(account))
 
 
 def admin_url(infra: Infra) -> str:
@@ -204,11 +219,11 @@ def admin_url(infra: Infra) -> str:
     return f"mqtt://{user}:{pw}@{infra.mqtt_host}:{infra.mqtt_port}"
 
 
-def tally(infra: Infra, prefix: str, expected: set[str], timeout_s: float = 120.0) -> Tally:
+def tally(infra: Infra | str, prefix: str, expected: set[str], timeout_s: float = 120.0) -> Tally:
     """Read the readings topic until every expected event is there (or ``timeout_s``)."""
     t = Tally(expected=expected)
     read_topics(
-        infra.kafka_bootstrap,
+        infra if isinstance(infra, str) else infra.kafka_bootstrap,
         [kafka_topic("reading", prefix)],
         idle_s=timeout_s,
         timeout_s=timeout_s,
@@ -353,7 +368,14 @@ def run(
             partitions=3,
             config={"message.timestamp.type": "LogAppendTime"},
         )
-        env = bridge_env(infra, prefix, node, base / "spool", process.free_port())
+        env = bridge_env(
+            infra_mqtt(infra),
+            infra.kafka_bootstrap,
+            prefix,
+            node,
+            base / "spool",
+            process.free_port(),
+        )
         bridge = BridgeProc(env, base / "bridge.log")
         bridge.start()
         bridge.wait_ready()
