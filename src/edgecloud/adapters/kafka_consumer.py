@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import (
     Consumer,
@@ -29,8 +28,9 @@ from edgecloud.core.errors import TransportError
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class RawMessage:
+class RawMessage(NamedTuple):
+    """One consumed message (a tuple: cheap to build for every message of a batch)."""
+
     topic: str
     partition: int
     offset: int
@@ -95,8 +95,12 @@ class BatchConsumer:
             )
         return out
 
-    def commit(self, batch: Iterable[RawMessage]) -> None:
-        """Store and synchronously commit the offsets after ``batch`` (call after the DB commit)."""
+    def commit(self, batch: Iterable[RawMessage], asynchronous: bool = False) -> None:
+        """Store and commit the offsets after ``batch`` (call only after the DB commit).
+
+        ``asynchronous``: do not wait for the broker; a lost commit only means a replay, which
+        the idempotent database write absorbs. ``close()`` commits what is stored, waiting.
+        """
         high: dict[tuple[str, int], int] = {}
         for m in batch:
             key = (m.topic, m.partition)
@@ -107,7 +111,10 @@ class BatchConsumer:
         tps = [TopicPartition(t, p, o) for (t, p), o in high.items()]
         try:
             self._consumer.store_offsets(offsets=tps)
-            self._consumer.commit(asynchronous=False)
+            if asynchronous:
+                self._consumer.commit(asynchronous=True)
+            else:
+                self._consumer.commit(asynchronous=False)
         except KafkaException as exc:
             err = exc.args[0] if exc.args else None
             if isinstance(err, KafkaError) and err.code() == KafkaError._NO_OFFSET:
@@ -118,6 +125,10 @@ class BatchConsumer:
         return [(tp.topic, tp.partition) for tp in self._consumer.assignment()]
 
     def close(self) -> None:
+        try:
+            self._consumer.commit(asynchronous=False)  # the stored offsets, before leaving
+        except KafkaException as exc:
+            log.info("no offsets to commit at close", extra={"kafka_error": str(exc)})
         try:
             self._consumer.close()
         except (KafkaException, RuntimeError) as exc:

@@ -96,3 +96,10 @@ def test_dead_letter_topic_messages_are_kept_with_their_reason() -> None:
         ("edge_dead_letter", None, 8),
     ]
     assert "\x00" not in out.dead_letters[1].payload
+
+
+def test_integers_too_large_for_a_double_are_refused() -> None:
+    big = json.dumps(reading("d1", 1)).replace('"t": 1.5', '"t": ' + "9" * 400).encode()
+    out = decode([msg(big, 0), msg(reading("d1", 2, a=[1, 2], b=3), 1)], DLQ)
+    assert [ev.data.seq for _, ev in out.readings] == [2]
+    assert [(d.offset, d.reason) for d in out.dead_letters] == [(0, "non_finite")]

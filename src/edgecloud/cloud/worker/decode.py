@@ -67,28 +67,51 @@ def dead_letter(msg: RawMessage, reason: str, detail: str, **ids: str | None) ->
     )
 
 
+def _finite(x: float) -> bool:
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an integer too large for a double
+        return False
+
+
 def _finite_values(values: dict[str, Any]) -> str | None:
     for name, v in values.items():
         if isinstance(v, list):
-            if not math.isfinite(sum(v)) and not all(math.isfinite(x) for x in v):
+            if not all(_finite(x) for x in v):
                 return name
-        elif not math.isfinite(v):
+        elif not _finite(v):
             return name
     return None
 
 
 def _check(ev: Event) -> str | None:
-    """Rules the envelope model does not enforce: finite numbers (the contract rejects NaN)."""
-    if isinstance(ev, ReadingEvent):
-        bad = _finite_values(ev.data.values)
-        if bad is not None:
-            return f"value {bad!r} is not a finite number"
-        inf = ev.data.inference
-        if inf is not None:
-            for attr in ("score", "confidence", "latency_ms"):
-                x = getattr(inf, attr)
-                if x is not None and not math.isfinite(x):
-                    return f"inference.{attr} is not a finite number"
+    """Rules the envelope model does not enforce: finite numbers (the contract rejects NaN).
+
+    Fast path: one sum over every number is finite only if each number is; a sum that is not
+    (or overflows) takes the slow path, which names the culprit or finds none.
+    """
+    if not isinstance(ev, ReadingEvent):
+        return None
+    inf = ev.data.inference
+    extra = [] if inf is None else [inf.score, inf.confidence, inf.latency_ms]
+    values: dict[str, Any] = ev.data.values
+    try:
+        total = 0.0
+        for v in values.values():
+            total += sum(v) if v.__class__ is list else v
+        for x in extra:
+            if x is not None:
+                total += x
+        if math.isfinite(total):
+            return None
+    except OverflowError:
+        pass
+    bad = _finite_values(values)
+    if bad is not None:
+        return f"value {bad!r} is not a finite number"
+    for attr, x in zip(("score", "confidence", "latency_ms"), extra, strict=True):
+        if x is not None and not _finite(x):
+            return f"inference.{attr} is not a finite number"
     return None
 
 

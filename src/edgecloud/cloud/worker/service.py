@@ -88,7 +88,7 @@ class Worker:
     def _finish(self, msgs: list[RawMessage], result: WriteResult | None, started: float) -> int:
         if result is None:  # stopping while the database was away: the batch will replay
             return 0
-        self.consumer.commit(msgs)  # only now: the batch is durable in the database
+        self.consumer.commit(msgs, asynchronous=True)  # only now: the batch is durable
         elapsed = time.perf_counter() - started
         if self.totals.first_started is None:
             self.totals.first_started = started
