@@ -1,0 +1,56 @@
+"""Fixtures of the edge agent tests: the real agent process (``edgecloud edge run``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from edgeagent_helpers import Devices
+
+from edgecloud.core.signing import generate_key, public_key_b64
+from edgecloud.dev.stack import Infra
+from edgecloud.edge.harness import AgentProcess
+
+
+@pytest.fixture(scope="module")
+def signing_key() -> Ed25519PrivateKey:
+    return generate_key()
+
+
+@pytest.fixture(scope="module")
+def public_key(signing_key: Ed25519PrivateKey) -> str:
+    return public_key_b64(signing_key)
+
+
+@pytest.fixture(scope="module")
+def devices(stack: Infra) -> Iterator[Devices]:
+    d = Devices(stack)
+    yield d
+    d.pub.stop()
+
+
+AgentFactory = Callable[..., AgentProcess]
+
+
+@pytest.fixture
+def start_agent(stack: Infra, tmp_path: Path) -> Iterator[AgentFactory]:
+    """Start ``edgecloud edge run`` processes; all are stopped (SIGTERM) afterwards."""
+    started: list[AgentProcess] = []
+
+    def start(node_id: str, database_url: str, **env: str) -> AgentProcess:
+        user, pw = stack.mqtt_account("edge-agent")
+        agent = AgentProcess(
+            node_id=node_id, database_url=database_url, mqtt_url=stack.mqtt_url,
+            mqtt_username=user, mqtt_password=pw,
+            log_path=tmp_path / f"agent-{node_id}-{len(started)}.log",
+            extra_env={"EDGECLOUD_HEARTBEAT_INTERVAL_S": "1", "EDGECLOUD_BATCH_WINDOW_MS": "5",
+                       **env},
+        )  # fmt: skip
+        started.append(agent)
+        return agent.start()
+
+    yield start
+    for agent in started:
+        agent.stop()
