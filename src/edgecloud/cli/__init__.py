@@ -8,11 +8,26 @@ from __future__ import annotations
 
 import typer
 
-from edgecloud.cli import bench, bridge, cloud, dev, edge, fleet, keys, model, rollout, simulate, token
+from edgecloud.cli import (
+    bench,
+    bridge,
+    cloud,
+    dev,
+    edge,
+    fleet,
+    keys,
+    model,
+    rollout,
+    simulate,
+    token,
+)
 
 app = typer.Typer(
     name="edgecloud",
-    help="Hybrid edge-to-cloud AI: devices -> edge inference -> Kafka -> cloud, signed model rollouts.",
+    help=(
+        "Hybrid edge-to-cloud AI: devices -> edge inference -> Kafka -> cloud,"
+        " signed model rollouts."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
