@@ -9,10 +9,10 @@ stack (``edgecloud dev up``).
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from edgecloud.core.errors import ConfigError
 
@@ -56,7 +56,8 @@ class KafkaSettings(BaseSettings):
 
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_topic_prefix: str = Field("", description="prefix for every Kafka topic name")
-    kafka_config: dict[str, Any] = Field(
+    # NoDecode: our validator parses the JSON, so a bad value gets our message, not a decode crash.
+    kafka_config: Annotated[dict[str, Any], NoDecode] = Field(
         default_factory=dict,
         description="extra librdkafka settings as JSON, e.g. SASL/SCRAM or TLS",
     )
