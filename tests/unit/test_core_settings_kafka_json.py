@@ -5,7 +5,8 @@ from edgecloud.core.settings import KafkaSettings
 
 
 def test_kafka_config_json_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EDGECLOUD_KAFKA_CONFIG", '{"linger.ms": 5, "sasl.mechanism": "SCRAM-SHA-512"}')
+    text = '{"linger.ms": 5, "sasl.mechanism": "SCRAM-SHA-512"}'
+    monkeypatch.setenv("EDGECLOUD_KAFKA_CONFIG", text)
     assert KafkaSettings().kafka_config == {"linger.ms": 5, "sasl.mechanism": "SCRAM-SHA-512"}
 
 
