@@ -76,6 +76,7 @@ class Agent:
             target=self._housekeep, name="housekeeping", daemon=True
         )
         self._http: Any = None
+        self.model_agent: Any = None  # follows the cloud's desired model (issue 6)
 
     # --- state for heartbeats / healthz ----------------------------------------------------
     @property
@@ -127,6 +128,9 @@ class Agent:
         self.outbox.start()
         self._retry(self.outbox.recover)
         self._retry(self.subscriber.start)
+        from edgecloud.edge.model_agent import maybe_start
+
+        self.model_agent = maybe_start(self.holder, self._publish_text, self.inference_settings)
         self._housekeeping.start()
         self.ready.set()
         log.info("edge agent running", extra={"node_id": s.node_id, "client_id": s.client_id})
@@ -153,6 +157,7 @@ class Agent:
             self.outbox.stop,
             self._stop_http,
             self.publisher.stop,
+            self._stop_model_agent,
             self.holder.close,
             self.store.close,
         ):
@@ -161,6 +166,10 @@ class Agent:
             except Exception:  # process edge: shut the rest down regardless
                 log.exception("shutdown step failed")
         log.info("edge agent stopped", extra={"counters": self.counters.as_dict()})
+
+    def _stop_model_agent(self) -> None:
+        if self.model_agent is not None:
+            self.model_agent.stop()
 
     def _stop_http(self) -> None:
         if self._http is not None:
