@@ -258,3 +258,30 @@ def test_pipelined_run_commits_offsets_only_after_the_db(
         w2.consumer.close()
     assert w2.totals.messages == 0
     assert snapshot(engine)["readings"] == sorted(e["event_id"] for e in evs)
+
+
+def test_a_value_postgres_refuses_becomes_a_dead_letter_not_a_stuck_batch(
+    engine: sa.Engine,
+) -> None:
+    from edgecloud.adapters.kafka_consumer import RawMessage
+    from edgecloud.cloud.worker.decode import decode
+    from edgecloud.cloud.worker.store import Store
+
+    good = [reading("dev-z", s) for s in range(3)]
+    bad = reading("dev-z", 3)
+    bad["data"]["inference"]["label"] = "nul\u0000byte"  # valid JSON, refused by jsonb
+    msgs = [
+        RawMessage("p.edgecloud.readings", 0, i, None, json.dumps(e).encode())
+        for i, e in enumerate([good[0], bad, good[1], good[2]])
+    ]
+    res = Store(engine).write(decode(msgs, "p.edgecloud.dead-letters"))
+    assert (res.readings_new, res.dead_letters) == (3, 1)
+    with engine.connect() as conn:
+        seqs = conn.execute(sa.text("SELECT seq FROM readings ORDER BY seq")).scalars().all()
+        dl = conn.execute(sa.text('SELECT reason, event_id, "offset" FROM dead_letters')).one()
+        agg = conn.execute(
+            sa.text("SELECT sum(count) FROM aggregates_1m WHERE metric = 'temperature'")
+        ).scalar_one()
+    assert seqs == [0, 1, 2]
+    assert dl == ("db_rejected", bad["event_id"], 1)
+    assert agg == 3

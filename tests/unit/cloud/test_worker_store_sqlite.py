@@ -112,3 +112,43 @@ def test_duplicates_and_shuffles_give_one_row_each(tmp_path: Path) -> None:
     assert esc == 6
     publish_disabled(engine)
     assert escalation_status(engine)["state"] == "disabled"
+    engine.dispose()
+
+
+def test_heartbeats_and_model_status_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cloud.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    store = Store(engine)
+
+    def env(kind: str, second: int, data: dict[str, Any]) -> bytes:
+        return json.dumps(
+            {
+                "schema": "edgecloud.event/v1",
+                "event_id": str(uuid.uuid4()),
+                "type": kind,
+                "node_id": "edge-a",
+                "ts": (T0 + timedelta(seconds=second)).isoformat(),
+                "data": data,
+            }
+        ).encode()
+
+    counters = {"received": 1, "processed": 1, "dead_letters": 0}
+    vals = [
+        env("heartbeat", 20, {"role": "agent", "labels": {"site": "new"}, "counters": counters}),
+        env("heartbeat", 10, {"role": "agent", "labels": {"site": "old"}, "counters": counters}),
+        env("heartbeat", 15, {"role": "bridge", "spool_depth": 4, "counters": counters}),
+        env("model_status", 30, {"model": "m", "version": "2", "phase": "active"}),
+        env("model_status", 5, {"model": "m", "version": "2", "phase": "downloading"}),
+    ]
+    msgs = [RawMessage("p.edgecloud.heartbeats", 0, i, None, v) for i, v in enumerate(vals)]
+    res = store.write(decode(msgs, "dl"))
+    res2 = store.write(decode(msgs, "dl"))  # the same messages again
+    assert (res.heartbeats_new, res.model_status_new) == (3, 2)
+    assert (res2.heartbeats_new, res2.model_status_new) == (0, 0)
+    with engine.connect() as conn:
+        node = conn.execute(sa.text("SELECT labels, spool_depth FROM nodes")).one()
+        phase = conn.execute(sa.text("SELECT phase FROM model_status_latest")).scalar_one()
+    assert (json.loads(node[0]) if isinstance(node[0], str) else node[0]) == {"site": "new"}
+    assert node[1] == 4 and phase == "active"
+    engine.dispose()
