@@ -285,3 +285,19 @@ def test_a_value_postgres_refuses_becomes_a_dead_letter_not_a_stuck_batch(
     assert seqs == [0, 1, 2]
     assert dl == ("db_rejected", bad["event_id"], 1)
     assert agg == 3
+
+
+def test_dead_letters_with_nul_and_lone_surrogates_are_stored(engine: sa.Engine) -> None:
+    from edgecloud.adapters.kafka_consumer import RawMessage
+    from edgecloud.cloud.worker.decode import decode
+    from edgecloud.cloud.worker.store import Store
+
+    raw = b'{"reason": "odd\\u0000", "detail": "a\\u0000b\\ud800", "node_id": "n\\udfff"}'
+    dl_topic = "p.edgecloud.dead-letters"
+    res = Store(engine).write(decode([RawMessage(dl_topic, 2, 9, None, raw)], dl_topic))
+    assert res.dead_letters == 1
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text('SELECT reason, detail, node_id, "offset" FROM dead_letters')
+        ).one()
+    assert row == ("odd\ufffd", "a\ufffdb?", "n?", 9)

@@ -57,13 +57,24 @@ class Decoded:
         )
 
 
+def clean_text(text: str) -> str:
+    """Text any database stores: no NUL, no lone surrogates (both refused by Postgres)."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
 def payload_text(value: bytes) -> str:
     return value[:MAX_PAYLOAD_KEPT].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
 def dead_letter(msg: RawMessage, reason: str, detail: str, **ids: str | None) -> DeadLetterRow:
     return DeadLetterRow(
-        msg.topic, msg.partition, msg.offset, reason, detail[:2000], payload_text(msg.value), **ids
+        clean_text(msg.topic),
+        msg.partition,
+        msg.offset,
+        clean_text(reason)[:64],
+        clean_text(detail[:2000]),
+        payload_text(msg.value),
+        **{k: None if v is None else clean_text(v) for k, v in ids.items()},
     )
 
 

@@ -192,6 +192,9 @@ def run(settings: CloudSettings) -> None:
     signal.signal(signal.SIGINT, _stop)
     try:
         worker.run()
+    except Exception:  # process edge: say why before the process ends
+        log.exception("worker failed")
+        raise
     finally:
         worker.consumer.close()
         if escalation is not None:

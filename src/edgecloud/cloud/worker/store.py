@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from edgecloud.cloud import db
-from edgecloud.cloud.worker.decode import DeadLetterRow, Decoded, dead_letter
+from edgecloud.cloud.worker.decode import DeadLetterRow, Decoded, clean_text, dead_letter
 from edgecloud.cloud.worker.nodes import merge_node
 from edgecloud.core.errors import TransportError
 from edgecloud.core.events import HeartbeatEvent, ModelStatusEvent, ReadingEvent
@@ -36,8 +36,10 @@ log = logging.getLogger(__name__)
 DATA_ERRORS: tuple[type[BaseException], ...] = (
     sa_exc.DataError,
     sa_exc.IntegrityError,
+    sa_exc.StatementError,  # e.g. a value the driver cannot encode (checked after TRANSIENT)
     psycopg.DataError,
     psycopg.IntegrityError,
+    UnicodeError,
 )
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     sa_exc.OperationalError,
@@ -115,6 +117,11 @@ class WriteResult:
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _copy_escape(b: bytes) -> bytes:
     return (
         b.replace(b"\\", b"\\\\")
@@ -147,22 +154,29 @@ class Store:
         """Write ``batch`` atomically; on a data error, event by event (bad ones dead-lettered)."""
         try:
             return self._write_tx(batch)
+        except TRANSIENT_ERRORS as exc:  # first: OperationalError is a StatementError too
+            raise TransportError(f"cloud database: {exc}") from exc
         except DATA_ERRORS as exc:
             log.warning(
                 "batch rejected by the database, writing event by event",
-                extra={"error": str(exc).splitlines()[0], "events": len(batch)},
+                extra={"error": _first_line(exc), "events": len(batch)},
             )
-        except TRANSIENT_ERRORS as exc:
-            raise TransportError(f"cloud database: {exc}") from exc
         result = WriteResult()
         for single, msg_dl in _split(batch):
             try:
-                result.add(self._write_tx(single))
-            except DATA_ERRORS as exc:
-                if msg_dl is None:
+                try:
+                    result.add(self._write_tx(single))
+                except TRANSIENT_ERRORS:
                     raise
-                msg_dl.detail = str(exc).splitlines()[0][:2000]
-                result.add(self._write_tx(Decoded(dead_letters=[msg_dl])))
+                except DATA_ERRORS as exc:
+                    if msg_dl is None:  # a dead letter itself refused: keep it in the log
+                        log.error(
+                            "dead letter refused by the database",
+                            extra={"error": _first_line(exc), "dead_letter": repr(single)[:4000]},
+                        )
+                        continue
+                    msg_dl.detail = clean_text(_first_line(exc))[:2000]
+                    result.add(self._write_tx(Decoded(dead_letters=[msg_dl])))
             except TRANSIENT_ERRORS as exc:
                 raise TransportError(f"cloud database: {exc}") from exc
         return result
@@ -390,8 +404,8 @@ def _split(batch: Decoded) -> Iterable[tuple[Decoded, DeadLetterRow | None]]:
             Decoded(model_status=[(m, s)]),
             dead_letter(m, "db_rejected", "", node_id=s.node_id, event_id=str(s.event_id)),
         )
-    if batch.dead_letters:
-        yield Decoded(dead_letters=batch.dead_letters), None
+    for d in batch.dead_letters:
+        yield Decoded(dead_letters=[d]), None
 
 
 def _bucket(ts: datetime) -> datetime:
