@@ -111,7 +111,7 @@ def seed(url: str, data: Dataset, anomaly_every: int = 97) -> None:
                      'temperature', round((60 + 10 * sin(s / 50.0) + (d %% 7))::numeric, 3),
                      'vibration_rms', round((0.4 + 0.1 * cos(s / 13.0))::numeric, 4),
                      'pressure', round((3 + 0.2 * sin(s / 7.0))::numeric, 4)),
-                   'bench-model', '1', (s %% %(every)s)::float / %(every)s,
+                   'bench-model', '1', 1 - (s %% %(every)s)::float / %(every)s,
                    s %% %(every)s = 0, s %% (%(every)s * 5) = 0
             FROM generate_series(0, %(devices)s - 1) AS d,
                  generate_series(1, %(n)s) AS s,

@@ -1,0 +1,112 @@
+"""The dashboard in a real headless Chromium (Debian's ``chromium`` package): the page served by
+a live ``edgecloud cloud api`` loads its assets, calls the API with the token from ``?token=``
+and renders the fleet, per-device charts with anomalies marked and the anomaly list with its
+escalation note; a screenshot is kept (path printed; EDGECLOUD_TEST_SCREENSHOT_DIR keeps it)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlmodel import Session
+
+from edgecloud.bench import rest
+from edgecloud.cloud import auth
+from edgecloud.cloud.db import make_engine
+from edgecloud.cloud.migrations import migrate
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="needs Debian's chromium (scripts/system-packages.txt)"
+)
+
+
+def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=15000",
+        *args,
+    ]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture
+def dashboard(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    migrate(pg_url)
+    end = datetime.now(UTC).replace(microsecond=0)
+    rest.seed(pg_url, rest.Dataset(devices=3, readings=3 * 360, interval_s=10, end=end))
+    with psycopg.connect(pg_url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO escalations (event_id, status, severity, explanation, suggested_action,"
+            " model, tokens, attempts, created_at, updated_at)"
+            " SELECT event_id, 'done', 'high', 'Vibration spike consistent with bearing wear',"
+            " 'Schedule a spindle inspection', 'gpt-x', 99, 1, now(), now()"
+            " FROM readings WHERE anomaly ORDER BY ts DESC LIMIT 1"
+        )
+    engine = make_engine(pg_url)
+    with Session(engine) as session:
+        token, _ = auth.create_token(session, "read", "dashboard-test")
+    engine.dispose()
+    port = rest._free_port()
+    proc = rest.start_api(pg_url, port, tmp_path / "api.log")
+    try:
+        yield f"http://127.0.0.1:{port}", token
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_dashboard_renders_the_data(dashboard: tuple[str, str], tmp_path: Path) -> None:
+    base, token = dashboard
+    done = _chromium(tmp_path / "profile-dom", "--dump-dom", f"{base}/?token={token}")
+    dom = done.stdout
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert 'data-state="ready"' in dom, dom[:3000]
+    # fleet: both nodes, their label and active model
+    assert 'data-node="edge-0"' in dom and 'data-node="edge-1"' in dom
+    assert "site=site-1" in dom and "bench-model@1" in dom
+    # one chart per device, a drawn line and anomaly markers
+    assert len(re.findall(r'class="chart" data-device="dev-000\d"', dom)) == 3
+    assert dom.count('class="line"') == 3
+    assert 'class="anomaly"' in dom
+    # anomaly list with the escalation note
+    assert "Vibration spike consistent with bearing wear" in dom
+    assert "Schedule a spindle inspection" in dom
+    assert "no rollouts" in dom
+    # without a token the page asks for one instead of failing
+    bare = _chromium(tmp_path / "profile-bare", "--dump-dom", f"{base}/").stdout
+    assert 'data-state="needs-token"' in bare
+
+
+def test_dashboard_screenshot(dashboard: tuple[str, str], tmp_path: Path) -> None:
+    base, token = dashboard
+    out_dir = Path(os.environ.get("EDGECLOUD_TEST_SCREENSHOT_DIR", tmp_path))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shot = out_dir / "dashboard.png"
+    done = _chromium(
+        tmp_path / "profile-shot",
+        f"--screenshot={shot}",
+        "--window-size=1400,1300",
+        f"{base}/?token={token}",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert shot.exists() and shot.stat().st_size > 20_000  # a rendered page, not a blank one
+    print(f"dashboard screenshot: {shot}")
