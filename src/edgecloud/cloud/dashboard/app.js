@@ -121,6 +121,25 @@ function renderAnomalies(items) {
   fill($("anomalies").tBodies[0], rows, 7, "no anomalies");
 }
 
+async function renderRollouts() {
+  // The registry's rollouts (GET /api/v1/rollouts); "no rollouts" until there are any.
+  let list = [];
+  try { list = await api("/api/v1/rollouts?limit=5"); } catch (e) { if (e instanceof AuthError) throw e; }
+  const box = $("rollouts");
+  if (!list.length) { box.replaceChildren("no rollouts"); box.className = "muted"; return; }
+  const details = await Promise.all(list.map((r) => api("/api/v1/rollouts/" + encodeURIComponent(r.id)).catch(() => r)));
+  const rows = details.map((r) => {
+    const counts = Object.entries(r.counts || {}).map(([k, v]) => k + " " + v).join(", ");
+    const wave = r.waves && r.waves.length ? "wave " + Math.min(r.current_wave + 1, r.waves.length) + "/" + r.waves.length + " (" + r.waves.join("/") + "%)" : "";
+    const sel = Object.entries(r.selector || {}).map(([k, v]) => k + "=" + v).join(",") || "all nodes";
+    return el("tr", { "data-rollout": r.id }, el("td", {}, r.model + "@" + r.version), el("td", {}, r.state),
+      el("td", {}, wave), el("td", {}, sel), el("td", {}, counts || "–"), el("td", { title: r.updated_at }, ago(r.updated_at)));
+  });
+  const table = el("table", {}, el("thead", {}, el("tr", {}, ...["model", "state", "progress", "selector", "nodes", "updated"].map((h) => el("th", {}, h)))), el("tbody", {}, ...rows));
+  box.className = "";
+  box.replaceChildren(table);
+}
+
 function scalarMetrics(readings) {
   const names = new Set();
   for (const r of readings) for (const [k, v] of Object.entries(r.values)) if (typeof v === "number") names.add(k);
@@ -184,7 +203,7 @@ async function refresh() {
     renderFleet(nodes.items);
     renderEscalation(escalation);
     renderAnomalies(anomalies.items);
-    await renderDevices(devices.items);
+    await Promise.all([renderDevices(devices.items), renderRollouts()]);
     $("status").textContent = "updated " + new Date().toISOString().slice(11, 19) + " UTC";
     $("status").className = "muted";
     document.body.dataset.state = "ready";
