@@ -125,16 +125,16 @@ class OnnxBackend:
             return
         latency_ms = (time.perf_counter() - t0) * 1000.0
         m = self.manifest
-        for i, (pos, reading, _) in enumerate(chunk):
-            if self.plan.stateful:
+        anomaly, escalate = m.decision.anomaly, m.decision.escalate
+        if self.plan.stateful:
+            for i, (_, reading, _) in enumerate(chunk):
                 self._keep_state(reading.device_id, outs, i, n)
-            mapped = self._outputs.map(outs, i, n)
+        for (pos, _, _), mapped in zip(chunk, self._outputs.map_batch(outs, n), strict=True):
             if isinstance(mapped, InferenceFailure):
                 results[pos] = mapped
                 continue
             picked, raw = mapped
             score, label, conf = picked.get("score"), picked.get("label"), picked.get("confidence")
-            escalate = m.decision.escalate
             results[pos] = InferenceResult(
                 model=m.name,
                 version=m.version,
@@ -142,7 +142,7 @@ class OnnxBackend:
                 score=score,
                 label=label,
                 confidence=conf,
-                anomaly=m.decision.anomaly.holds(score, label, conf),
+                anomaly=anomaly.holds(score, label, conf),
                 escalate=escalate.holds(score, label, conf) if escalate else False,
                 latency_ms=round(latency_ms, 3),
             )

@@ -49,36 +49,28 @@ class Selector:
     role: str
     ref: OutputRef
 
-    def pick(self, row: Any) -> Any:
-        flat = np.asarray(row).reshape(-1)
+    def pick_column(self, rows: np.ndarray[Any, Any]) -> list[Any] | np.ndarray[Any, Any]:
+        """The selected value of each row of ``rows`` [n, values per reading]."""
         ref = self.ref
         if ref.reduce == "argmax":
-            idx = int(flat.argmax())
-            return ref.classes[idx] if ref.classes and idx < len(ref.classes) else idx
+            idx = rows.argmax(axis=1).tolist()
+            if ref.classes:
+                return [ref.classes[i] if i < len(ref.classes) else i for i in idx]
+            return list(idx)
         if ref.reduce == "max":
-            return flat.max()
+            return np.asarray(rows.max(axis=1))
+        width = rows.shape[1]
         if ref.index is not None:
-            if ref.index >= flat.size:
-                raise BadOutput(f"{ref.output}[{ref.index}] but it has {flat.size} values")
-            value = flat[ref.index]
-        elif flat.size == 1:
-            value = flat[0]
+            if ref.index >= width:
+                raise BadOutput(f"{ref.output}[{ref.index}] but it has {width} values")
+            col = rows[:, ref.index]
+        elif width == 1:
+            col = rows[:, 0]
         else:
-            raise BadOutput(f"{ref.output} has {flat.size} values per reading; give an index")
-        if self.role == "label" and ref.classes and np.issubdtype(type(value), np.integer):
-            idx = int(value)
-            return ref.classes[idx] if 0 <= idx < len(ref.classes) else idx
-        return value
-
-
-def _number(v: Any, role: str) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError) as exc:
-        raise BadOutput(f"{role} {v!r} is not a number") from exc
-    if not math.isfinite(f):
-        raise BadOutput(f"{role} is {f}")
-    return f
+            raise BadOutput(f"{ref.output} has {width} values per reading; give an index")
+        if self.role == "label" and ref.classes and col.dtype.kind in "iu":
+            return [ref.classes[i] if 0 <= i < len(ref.classes) else i for i in col.tolist()]
+        return col if self.role != "label" else col.tolist()
 
 
 def _label(v: Any) -> str | int:
@@ -132,22 +124,48 @@ class OutputMap:
         ]
         return cls(selectors, raw)
 
-    def map(
-        self, outs: Mapping[str, Any], i: int, n: int
-    ) -> tuple[dict[str, Any], dict[str, Any]] | InferenceFailure:
-        """(score/label/confidence, raw outputs) of reading ``i``, or why not."""
-        picked: dict[str, Any] = {}
-        try:
-            for s in self.selectors:
-                value = s.pick(row_of(outs[s.ref.output], i, n))
-                picked[s.role] = _label(value) if s.role == "label" else _number(value, s.role)
-        except BadOutput as exc:
-            return InferenceFailure("bad_output", str(exc))
-        raw: dict[str, Any] = {}
+    def map_batch(
+        self, outs: Mapping[str, Any], n: int
+    ) -> list[tuple[dict[str, Any], dict[str, Any]] | InferenceFailure]:
+        """Per reading of a run over ``n`` readings: (score/label/confidence, raw outputs), or
+        why not. Vectorised over the batch: one numpy pass per output, not per reading."""
+        picked: list[dict[str, Any]] = [{} for _ in range(n)]
+        failed: dict[int, InferenceFailure] = {}
+        for s in self.selectors:
+            rows = _rows(outs[s.ref.output], n)
+            try:
+                column = s.pick_column(rows)
+            except BadOutput as exc:
+                return [InferenceFailure("bad_output", str(exc))] * n
+            if s.role == "label":
+                for i, v in enumerate(column):
+                    picked[i]["label"] = _label(v)
+                continue
+            nums = np.asarray(column, np.float64)
+            for bad in np.flatnonzero(~np.isfinite(nums)).tolist():
+                failed[bad] = InferenceFailure("bad_output", f"{s.role} is {nums[bad]}")
+            for i, v in enumerate(nums.tolist()):
+                picked[i][s.role] = v
+        raws: list[dict[str, Any]] = [{} for _ in range(n)]
         for name in self.raw:
-            row = np.asarray(row_of(outs[name], i, n))
-            if row.size <= RAW_OUTPUT_MAX:
-                raw[name] = (
-                    _plain(row.item()) if row.size == 1 else [_plain(v) for v in row.reshape(-1)]
-                )
-        return picked, raw
+            rows = _rows(outs[name], n)
+            if rows.shape[1] > RAW_OUTPUT_MAX:
+                continue
+            if rows.dtype.kind == "f" and not np.isfinite(rows).all():
+                finite = np.isfinite(rows)
+                rows = rows.astype(object)
+                rows[~finite] = None  # JSON has no NaN
+            values = rows.tolist()
+            if rows.dtype.kind in "OS":
+                values = [[_plain(v) for v in row] for row in values]
+            for i, row in enumerate(values):
+                raws[i][name] = row[0] if len(row) == 1 else row
+        return [failed.get(i) or (picked[i], raws[i]) for i in range(n)]
+
+
+def _rows(arr: Any, n: int) -> np.ndarray[Any, Any]:
+    """An output as [n, values per reading] (an output without a batch axis is shared)."""
+    a = np.asarray(arr)
+    if a.ndim >= 1 and a.shape[0] == n:
+        return a.reshape(n, -1)
+    return np.broadcast_to(a.reshape(1, -1), (n, a.size))

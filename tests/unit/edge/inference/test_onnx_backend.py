@@ -230,3 +230,21 @@ def test_label_in_decision_and_index_output(make_bundle: BundleMaker, load: Load
     a, b = (ok(r) for r in load(folder).infer_batch([reading("d", 1, **hi), reading("d", 2, **lo)]))
     assert a.label == "bad" and a.anomaly and a.escalate and a.score > 0.99
     assert b.label == "ok" and not b.anomaly and not b.escalate
+
+
+def test_non_finite_score_fails_only_that_reading(make_bundle: BundleMaker, load: Loader) -> None:
+    from inference_models import model
+    from onnx import TensorProto, helper
+
+    sqrt = model(
+        [helper.make_node("Sqrt", ["x"], ["root"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1])],
+        [helper.make_tensor_value_info("root", TensorProto.FLOAT, ["N", 1])],
+    )
+    folder = make_bundle(sqrt, {"x": {"from": "values", "names": ["v"]}}, {"score": "root"})
+    out = load(folder).infer_batch(
+        [reading("d", 1, v=4.0), reading("d", 2, v=-1.0), reading("d", 3, v=9.0)]
+    )
+    assert ok(out[0]).score == 2.0 and ok(out[2]).score == 3.0
+    assert isinstance(out[1], InferenceFailure) and out[1].reason == "bad_output"
+    assert ok(out[0]).outputs == {"root": 2.0}
