@@ -63,6 +63,7 @@ class Target:
 class RunOutcome:
     result: BenchResult
     rss_mb: float
+    cpu_us_per_reading: float
     event_duplicates: int
     limit_onnx: float | None
     limit_copy: float
@@ -145,6 +146,17 @@ class EventCounter:
         self._stop.set()
         self._thread.join(5)
         self._sub.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` (all its threads), from /proc."""
+    import os
+
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _pg(url: str) -> str:
@@ -311,6 +323,7 @@ def one_run(
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
+        cpu0 = cpu_seconds(agent.pid)
         try:
             _publish(target, node, readings, rate, publishers)
             deadline = time.monotonic() + 120
@@ -321,6 +334,7 @@ def one_run(
                     break
                 time.sleep(0.25)
             counters = agent.counters()
+            cpu = cpu_seconds(agent.pid) - cpu0
         finally:
             stop.set()
             counter.stop()
@@ -338,7 +352,8 @@ def one_run(
         lost=readings - distinct, duplicates=rows - distinct,
         limit_rate_per_s=round(limit, 1), ratio_to_limit=round(rate_ / limit, 3) if limit else 0.0,
     )  # fmt: skip
-    return RunOutcome(result, round(max(peak), 1), counter.events - len(counter.ids),
+    cpu_us = round(cpu / max(1, distinct) * 1e6, 1)
+    return RunOutcome(result, round(max(peak), 1), cpu_us, counter.events - len(counter.ids),
                       limit_onnx, limit_copy, counters)  # fmt: skip
 
 
@@ -376,6 +391,7 @@ def run(
         "offered_rate_per_s": rate,
         "agent_rss_mb": max(o.rss_mb for o in outs + ([lat] if lat else [])),
         "event_duplicates": sum(o.event_duplicates for o in outs),
+        "agent_cpu_us_per_reading": [o.cpu_us_per_reading for o in outs],
         "limit_onnx_rate_per_s": [round(o.limit_onnx, 1) if o.limit_onnx else None for o in outs],
         "limit_copy_rate_per_s": [round(o.limit_copy, 1) for o in outs],
         "agent_counters": [o.counters for o in outs],
@@ -386,6 +402,7 @@ def run(
             "rate_per_s": latency_rate, "readings": lat.result.messages,
             "achieved_rate_per_s": lat.result.rate_per_s, "p50_ms": lat.result.p50_ms,
             "p99_ms": lat.result.p99_ms, "lost": lat.result.lost, "rss_mb": lat.rss_mb,
+            "agent_cpu_us_per_reading": lat.cpu_us_per_reading,
         }  # fmt: skip
     return BenchResult.from_runs("edge", [o.result for o in outs], **extra)
 

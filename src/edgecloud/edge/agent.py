@@ -17,6 +17,7 @@ server (``edge/http.py``).
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -76,6 +77,13 @@ class Agent:
             target=self._housekeep, name="housekeeping", daemon=True
         )
         self._http: Any = None
+        # stage A -> stage B; two batches in flight at most (the broker's in-flight window of
+        # unacknowledged messages is the real bound)
+        self._writes: queue.Queue[tuple[Sequence[InboundMessage], Plan, float] | None] = (
+            queue.Queue(maxsize=2)
+        )
+        self._in_flight: dict[Key, tuple[datetime, dict[str, Any]]] = {}
+        self._writer_thread = threading.Thread(target=self._writer, name="writer", daemon=True)
         self.model_agent: Any = None  # follows the cloud's desired model (issue 6)
 
     # --- state for heartbeats / healthz ----------------------------------------------------
@@ -127,6 +135,7 @@ class Agent:
         self._retry(self.publisher.start)
         self.outbox.start()
         self._retry(self.outbox.recover)
+        self._writer_thread.start()
         self._retry(self.subscriber.start)
         from edgecloud.edge.model_agent import maybe_start
 
@@ -140,11 +149,12 @@ class Agent:
         try:
             self.start()
             window = self.settings.batch_window_ms / 1000.0
-            while not self.stopping.is_set():
+            while not self.stopping.is_set() and self._writer_thread.is_alive():
                 msgs = self.subscriber.get_batch(self.settings.batch_size, window or 0.001)
                 if msgs:
                     self.process(msgs)
         finally:
+            self._drain_writer()
             self.shutdown()
 
     def stop(self) -> None:
@@ -166,6 +176,12 @@ class Agent:
             except Exception:  # process edge: shut the rest down regardless
                 log.exception("shutdown step failed")
         log.info("edge agent stopped", extra={"counters": self.counters.as_dict()})
+
+    def _drain_writer(self) -> None:
+        """Let the writer commit and acknowledge what stage A handed over, then end it."""
+        if self._writer_thread.is_alive():
+            self._writes.put(None)
+            self._writer_thread.join(30.0)
 
     def _stop_model_agent(self) -> None:
         if self.model_agent is not None:
@@ -195,27 +211,55 @@ class Agent:
                 raise TransportError("stopped while retrying")
             delay = min(delay * 2, 10.0)
 
-    # --- one batch -------------------------------------------------------------------------
+    # --- one batch: stage A (this thread) ---------------------------------------------------
     def process(self, msgs: Sequence[InboundMessage]) -> None:
+        """Classify and infer here; the writer thread commits, acks and hands events over.
+
+        The two stages overlap (batch N+1 is validated and inferred while batch N commits).
+        Keys of batches handed over but not yet committed are looked up in memory, so a replay
+        across that gap is still seen as one.
+        """
         t0 = time.monotonic()
-        s = self.settings
 
         def lookup(keys: Sequence[Key]) -> Any:
-            return self._retry(lambda: self.store.lookup(keys))
+            found = {k: v for k in keys if (v := self._in_flight.get(k)) is not None}
+            rest = [k for k in keys if k not in found]
+            if rest:
+                found.update(self._retry(lambda: self.store.lookup(rest)))
+            return found
 
-        plan = classify(msgs, self.last_seqs, lookup, s.max_payload_bytes)
+        plan = classify(msgs, self.last_seqs, lookup, self.settings.max_payload_bytes)
         self._infer(plan)
-        try:
-            written = self._retry(lambda: self.store.write(plan))
-        except TransportError:
-            return  # stopping: nothing acknowledged, the broker redelivers the batch
+        for a in plan.accepted:
+            r = a.reading
+            self._in_flight[(r.device_id, r.seq)] = (r.ts, r.values)
+            if r.seq > self.last_seqs.get(r.device_id, -1):
+                self.last_seqs[r.device_id] = r.seq
+        self._writes.put((msgs, plan, t0))
+
+    # --- stage B: the writer thread -----------------------------------------------------------
+    def _writer(self) -> None:
+        while True:
+            item = self._writes.get()
+            if item is None:
+                return
+            msgs, plan, t0 = item
+            try:
+                self._commit(msgs, plan, t0)
+            except TransportError:
+                return  # stopping: nothing acknowledged, the broker redelivers these batches
+            except Exception:  # process edge: a bug here must not leave acks hanging silently
+                log.exception("batch commit failed; stopping")
+                self.stop()
+                return
+
+    def _commit(self, msgs: Sequence[InboundMessage], plan: Plan, t0: float) -> None:
+        written = self._retry(lambda: self.store.write(plan))
         committed = time.time()
         for m in msgs:
             m.ack()
         for a in plan.accepted:
-            dev, seq = a.reading.device_id, a.reading.seq
-            if seq > self.last_seqs.get(dev, -1):
-                self.last_seqs[dev] = seq
+            self._in_flight.pop((a.reading.device_id, a.reading.seq), None)
         self._count(msgs, plan, written.inserted)
         hist = self.metrics.receive_to_commit_seconds
         for m in msgs:
@@ -224,15 +268,13 @@ class Agent:
         if written.batch_id is not None:
             rows = [
                 StoredReading(
-                    a.reading.device_id,
-                    a.reading.seq,
-                    a.reading.ts,
-                    a.values_json,
+                    a.reading.device_id, a.reading.seq, a.reading.ts, a.values_json,
                     a.inference_json,
                 )
                 for a in plan.accepted
-            ]
-            self.outbox.put(OutboxBatch(written.batch_id, events_of(s.node_id, rows), committed))
+            ]  # fmt: skip
+            events = events_of(self.settings.node_id, rows)
+            self.outbox.put(OutboxBatch(written.batch_id, events, committed))
 
     def _count(self, msgs: Sequence[InboundMessage], plan: Plan, inserted: int) -> None:
         self.counters.add(

@@ -117,4 +117,5 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_size=4, max_overflow=4, pool_pre_ping=True)
+    # no pre-ping: a round trip per checkout; the agent retries a failed batch instead
+    return create_engine(url, pool_size=4, max_overflow=4)

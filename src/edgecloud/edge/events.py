@@ -8,11 +8,20 @@ parses as ``EVENT_LIST_ADAPTER`` and equals ``core.events.reading_event`` field 
 
 from __future__ import annotations
 
-import json
+import hashlib
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from edgecloud.core.events import SCHEMA_V1, reading_event_id
+from edgecloud.core.events import READING_NAMESPACE, SCHEMA_V1
+
+_NS = READING_NAMESPACE.bytes
+_VARIANT = "89ab89ab89ab89ab"  # hex digit -> RFC 4122 variant (10xx), as uuid.UUID sets it
+
+
+def event_id_text(device_id: str, seq: int) -> str:
+    """``str(core.events.reading_event_id(device_id, seq))``, without the UUID object."""
+    h = hashlib.sha1(_NS + f"{device_id}\x1f{seq}".encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:32]}"
 
 
 def reading_event_json(
@@ -23,10 +32,10 @@ def reading_event_json(
     values_json: str,
     inference_json: str | None,
 ) -> str:
-    event_id = reading_event_id(device_id, seq)
+    # device_id and node_id match core.readings.ID_PATTERN: no JSON escaping needed
     return (
-        f'{{"schema":"{SCHEMA_V1}","event_id":"{event_id}","type":"reading",'
-        f'"node_id":{json.dumps(node_id)},"device_id":{json.dumps(device_id)},'
+        f'{{"schema":"{SCHEMA_V1}","event_id":"{event_id_text(device_id, seq)}",'
+        f'"type":"reading","node_id":"{node_id}","device_id":"{device_id}",'
         f'"ts":"{ts.isoformat()}","data":{{"seq":{seq},"values":{values_json},'
         f'"inference":{inference_json or "null"}}}}}'
     )

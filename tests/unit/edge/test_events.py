@@ -30,3 +30,13 @@ def test_chunked_arrays() -> None:
     chunks = list(chunked_arrays(['{"a":1}'] * 5, 2))
     assert [n for _, n in chunks] == [2, 2, 1]
     assert json.loads(chunks[0][0]) == [{"a": 1}, {"a": 1}]
+
+
+def test_event_id_text_equals_core_uuid5() -> None:
+    from edgecloud.core.events import reading_event_id
+    from edgecloud.edge.events import event_id_text
+
+    for device, seq in [("a", 0), ("press-07", 1234), ("x.y_z-9", 2**63 - 1)] + [
+        (f"d{i}", i * 7919) for i in range(500)
+    ]:
+        assert event_id_text(device, seq) == str(reading_event_id(device, seq))
