@@ -41,7 +41,8 @@ def test_times(text: str, expected: datetime) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["yesterday", "2026-02-30T00:00:00Z", "1e9", "-5y", "999999999999", "0001-01-01", "\x00"]
+    "text",
+    ["yesterday", "2026-02-30T00:00:00Z", "1e9", "-5y", "999999999999", "0001-01-01", "\x00"],
 )
 def test_bad_times_are_400(text: str) -> None:
     with pytest.raises(BadRequest) as err:

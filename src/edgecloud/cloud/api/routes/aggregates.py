@@ -94,7 +94,8 @@ async def get_aggregates(
             for p in points
         ],
     }
-    return Response(json.dumps(body, allow_nan=False), media_type="application/json")
+    text = json.dumps(body, allow_nan=False, separators=(",", ":"))
+    return Response(text, media_type="application/json")
 
 
 def _iso(ts: datetime) -> str:
