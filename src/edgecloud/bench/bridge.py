@@ -54,10 +54,10 @@ def _publish_worker(
     rate: float,
     start_at: float,
     tag: str,
+    topic: str,
 ) -> int:
     pub = Publisher(MqttConfig.from_url(url))
     pub.start()
-    topic = events_topic(node, "reading")
     total = len(devices) * per_device
     sent = 0
     while time.time() < start_at:
@@ -92,15 +92,22 @@ def publish(
     rate: float = 0.0,
     processes: int = 2,
     tag: str = "",
+    topic: str | None = None,
 ) -> Callable[[], int]:
-    """Start publishing in ``processes`` processes; returns a join() giving the count sent."""
+    """Start publishing in ``processes`` processes; returns a join() giving the count sent.
+
+    ``topic`` defaults to the node's reading events topic (what the bridge subscribes to).
+    """
+    topic = topic or events_topic(node, "reading")
     ctx = mp.get_context("spawn")
     pool = ctx.Pool(processes)
     start_at = time.time() + 1.5
     shares = [list(range(i, devices, processes)) for i in range(processes)]
     each_rate = rate / processes if rate > 0 else 0.0
     results = [
-        pool.apply_async(_publish_worker, (url, node, s, per_device, each_rate, start_at, tag))
+        pool.apply_async(
+            _publish_worker, (url, node, s, per_device, each_rate, start_at, tag, topic)
+        )
         for s in shares
         if s
     ]
@@ -243,10 +250,13 @@ def paho_limit(infra: Infra, events: int, publishers: int) -> float:
     node = f"lim{uuid.uuid4().hex[:6]}"
     user, pw = infra.mqtt_account("admin")
     cfg = MqttConfig.from_url(infra.mqtt_url, username=user, password=pw)
-    sub = Subscriber(cfg, [f"edgecloud/{node}/events/#"], client_id=f"limit-{node}")
+    topic = f"bench/{node}/reading"  # not under edgecloud/: the bridge does not see it
+    sub = Subscriber(cfg, [topic], client_id=f"limit-{node}")
     sub.start()
     devices = 100
-    join = publish(admin_url(infra), node, devices, events // devices, processes=publishers)
+    join = publish(
+        admin_url(infra), node, devices, events // devices, processes=publishers, topic=topic
+    )
     got, first, last = 0, 0.0, 0.0
     total = devices * (events // devices)
     deadline = time.monotonic() + 600
@@ -357,7 +367,8 @@ def run(
     base = Path(workdir or tempfile.mkdtemp(prefix="edgecloud-bench-bridge-"))
     infra = Infra(base / "state", Ports.free())
     say(f"starting a private Mosquitto and Kafka in {base}")
-    infra.ensure()
+    infra.mosquitto.start()
+    infra.kafka.start()
     bridge: BridgeProc | None = None
     try:
         prefix = f"b{uuid.uuid4().hex[:6]}."
@@ -425,4 +436,5 @@ def run(
     finally:
         if bridge is not None:
             bridge.stop()
-        infra.stop()
+        infra.kafka.stop()
+        infra.mosquitto.stop()
