@@ -1,9 +1,10 @@
 """The edge agent killed with -9 mid-ingest and restarted: no reading lost, none stored twice.
 
-Real Mosquitto (persistent session, QoS 1, manual acks) and real Postgres; the agent is the
-real ``edgecloud edge run`` process. Devices keep publishing while the agent is dead; the
-broker holds their messages for the agent's session. After the restart every (device, seq) is
-one row, every reading event id was published (at least once), and the outbox is drained.
+Real Mosquitto (this test's own instance; persistent session, QoS 1, manual acks) and real
+Postgres; the agent is the real ``edgecloud edge run`` process. Devices keep publishing while
+the agent is dead; the broker holds their messages for the agent's session. After the restart
+every (device, seq) is one row, every reading event id was published (at least once), and the
+outbox is drained.
 """
 
 from __future__ import annotations
@@ -55,8 +56,10 @@ def _publish(stack: Infra, devices: list[str], progress: list[int]) -> None:
 
 
 def test_kill_9_and_restart_loses_nothing_and_stores_nothing_twice(
-    stack: Infra, pg_url: str, tmp_path: Path
+    private_infra: Infra, pg_url: str, tmp_path: Path
 ) -> None:
+    stack = private_infra  # its own Mosquitto: no other test's telemetry, no session left over
+    stack.mosquitto.start()
     node = f"crash-{uuid.uuid4().hex[:6]}"
     devices = [f"{node}-d{i}" for i in range(DEVICES)]
     total = DEVICES * PER_DEVICE

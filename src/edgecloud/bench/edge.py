@@ -117,10 +117,9 @@ class EventCounter:
     def __init__(self, target: Target, node_id: str) -> None:
         user, pw = target.agent_account
         cfg = MqttConfig(host=target.mqtt_host, port=target.mqtt_port, username=user, password=pw)
+        self.client_id = f"bench-ev-{uuid.uuid4().hex[:8]}"
         self._sub = Subscriber(
-            cfg,
-            [f"edgecloud/{node_id}/events/reading"],
-            client_id=f"bench-ev-{uuid.uuid4().hex[:8]}",
+            cfg, [f"edgecloud/{node_id}/events/reading"], client_id=self.client_id
         )
         self.ids: set[str] = set()
         self.events = 0
@@ -159,28 +158,45 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def forget_session(target: Target, client_id: str) -> None:
+    """Drop a persistent session on the broker (clean start, no expiry), so that a finished
+    run's agent does not keep queueing everyone's telemetry there."""
+    user, pw = target.agent_account
+    pub = Publisher(MqttConfig(host=target.mqtt_host, port=target.mqtt_port, username=user,
+                               password=pw), client_id=client_id)  # fmt: skip
+    with contextlib.suppress(Exception):
+        pub.start()
+        pub.stop()
+
+
 def _pg(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://")
 
 
-def _db_state(url: str) -> tuple[int, int]:
+def _db_state(url: str, node: str) -> tuple[int, int]:
+    """Rows and distinct (device, seq) of this run's devices (a shared broker carries more)."""
     with psycopg.connect(_pg(url)) as conn:
         row = conn.execute(
-            "SELECT count(*), count(DISTINCT (device_id, seq)) FROM readings"
+            "SELECT count(*), count(DISTINCT (device_id, seq)) FROM readings "
+            "WHERE device_id LIKE %s",
+            (f"bench-{node}-%",),
         ).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
 
 
-def _latencies_and_span(url: str) -> tuple[list[float], float, float]:
+def _latencies_and_span(url: str, node: str) -> tuple[list[float], float, float]:
+    mine = (f"bench-{node}-%",)
     with psycopg.connect(_pg(url)) as conn:
         rows = conn.execute(
             "SELECT extract(epoch FROM o.committed_at - r.ts) * 1000 FROM readings r "
-            "JOIN outbox o USING (batch_id)"
+            "JOIN outbox o USING (batch_id) WHERE r.device_id LIKE %s",
+            mine,
         ).fetchall()
         span = conn.execute(
             "SELECT extract(epoch FROM min(r.ts)), extract(epoch FROM max(o.committed_at)) "
-            "FROM readings r JOIN outbox o USING (batch_id)"
+            "FROM readings r JOIN outbox o USING (batch_id) WHERE r.device_id LIKE %s",
+            mine,
         ).fetchone()
     assert span is not None
     return [float(r[0]) for r in rows], float(span[0]), float(span[1])
@@ -329,7 +345,7 @@ def one_run(
             deadline = time.monotonic() + 120
             rows = distinct = 0
             while time.monotonic() < deadline:
-                rows, distinct = _db_state(url)
+                rows, distinct = _db_state(url, node)
                 if distinct >= readings and len(counter.ids) >= readings:
                     break
                 time.sleep(0.25)
@@ -339,7 +355,9 @@ def one_run(
             stop.set()
             counter.stop()
             agent.stop()
-        lat, first_ts, last_commit = _latencies_and_span(url)
+            forget_session(target, f"edgecloud-agent-{node}")
+            forget_session(target, counter.client_id)
+        lat, first_ts, last_commit = _latencies_and_span(url, node)
         limit_onnx = onnx_limit(model, 500, 200_000) if measure_limits and model else None
         limit_copy = copy_limit(url, 500, 100_000) if measure_limits else 0.0
     seconds = max(1e-9, last_commit - first_ts)

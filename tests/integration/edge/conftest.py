@@ -1,4 +1,10 @@
-"""Fixtures of the edge agent tests: the real agent process (``edgecloud edge run``)."""
+"""Fixtures of the edge agent tests: the real agent process (``edgecloud edge run``).
+
+The agents here subscribe ``devices/+/telemetry``: on the shared test broker they would also
+take every other test's telemetry (and counts would not be exact) and leave persistent
+sessions behind. So each module gets its own Mosquitto (``broker``); Postgres is the shared
+stack's, one fresh database per agent.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from edgeagent_helpers import Devices
 
 from edgecloud.core.signing import generate_key, public_key_b64
-from edgecloud.dev.stack import Infra
+from edgecloud.dev.stack import Infra, Ports
 from edgecloud.edge.harness import AgentProcess
 
 
@@ -25,8 +31,17 @@ def public_key(signing_key: Ed25519PrivateKey) -> str:
 
 
 @pytest.fixture(scope="module")
-def devices(stack: Infra) -> Iterator[Devices]:
-    d = Devices(stack)
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    """A Mosquitto of this module alone (own state dir, own free port)."""
+    infra = Infra(tmp_path_factory.mktemp("broker") / "state", Ports.free())
+    infra.mosquitto.start()
+    yield infra
+    infra.mosquitto.stop()
+
+
+@pytest.fixture(scope="module")
+def devices(broker: Infra) -> Iterator[Devices]:
+    d = Devices(broker)
     yield d
     d.pub.stop()
 
@@ -35,14 +50,14 @@ AgentFactory = Callable[..., AgentProcess]
 
 
 @pytest.fixture
-def start_agent(stack: Infra, tmp_path: Path) -> Iterator[AgentFactory]:
+def start_agent(broker: Infra, tmp_path: Path) -> Iterator[AgentFactory]:
     """Start ``edgecloud edge run`` processes; all are stopped (SIGTERM) afterwards."""
     started: list[AgentProcess] = []
 
     def start(node_id: str, database_url: str, **env: str) -> AgentProcess:
-        user, pw = stack.mqtt_account("edge-agent")
+        user, pw = broker.mqtt_account("edge-agent")
         agent = AgentProcess(
-            node_id=node_id, database_url=database_url, mqtt_url=stack.mqtt_url,
+            node_id=node_id, database_url=database_url, mqtt_url=broker.mqtt_url,
             mqtt_username=user, mqtt_password=pw,
             log_path=tmp_path / f"agent-{node_id}-{len(started)}.log",
             extra_env={"EDGECLOUD_HEARTBEAT_INTERVAL_S": "1", "EDGECLOUD_BATCH_WINDOW_MS": "5",

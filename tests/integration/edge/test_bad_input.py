@@ -30,17 +30,21 @@ class Node:
 
 @pytest.fixture(scope="module")
 def node(
-    stack: Infra, signing_key: Ed25519PrivateKey, public_key: str, tmp_path_factory: Any
+    stack: Infra,
+    broker: Infra,
+    signing_key: Ed25519PrivateKey,
+    public_key: str,
+    tmp_path_factory: Any,
 ) -> Iterator[Node]:
     tmp: Path = tmp_path_factory.mktemp("bad-input")
     name = f"t_{uuid.uuid4().hex[:8]}"
     url = stack.create_database(name)
     node_id = f"bad-{uuid.uuid4().hex[:6]}"
-    user, pw = stack.mqtt_account("edge-agent")
+    user, pw = broker.mqtt_account("edge-agent")
     bundle = write_bundle(tmp / "bundle", signing_key, features_onnx())
-    events = Events(stack, node_id)
+    events = Events(broker, node_id)
     agent = AgentProcess(
-        node_id=node_id, database_url=url, mqtt_url=stack.mqtt_url, mqtt_username=user,
+        node_id=node_id, database_url=url, mqtt_url=broker.mqtt_url, mqtt_username=user,
         mqtt_password=pw, log_path=tmp / "agent.log", model=str(bundle),
         extra_env={"EDGECLOUD_OPERATOR_PUBLIC_KEYS": public_key,
                    "EDGECLOUD_HEARTBEAT_INTERVAL_S": "1", "EDGECLOUD_BATCH_WINDOW_MS": "5",

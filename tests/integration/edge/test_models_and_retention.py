@@ -66,7 +66,7 @@ def test_real_bundled_model_scores_readings_and_refuses_unknown_values(
 
 @pytest.mark.parametrize("fault", ["garbage_onnx", "untrusted_key", "missing_folder"])
 def test_broken_model_agent_runs_without_it_and_reports_it(
-    start_agent: AgentFactory, pg_url: str, db: Db, devices: Devices, stack: Infra,
+    start_agent: AgentFactory, pg_url: str, db: Db, devices: Devices, broker: Infra,
     signing_key: Ed25519PrivateKey, public_key: str, tmp_path: Path, fault: str,
 ) -> None:  # fmt: skip
     if fault == "garbage_onnx":
@@ -76,7 +76,7 @@ def test_broken_model_agent_runs_without_it_and_reports_it(
     else:
         bundle = tmp_path / "nowhere"
     node = node_id()
-    events = Events(stack, node)
+    events = Events(broker, node)
     try:
         agent = start_agent(node, pg_url, EDGECLOUD_MODEL=str(bundle),
                             EDGECLOUD_OPERATOR_PUBLIC_KEYS=public_key)  # fmt: skip
