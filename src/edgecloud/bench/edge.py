@@ -57,6 +57,7 @@ class Target:
     device_account: tuple[str | None, str | None]
     create_database: Any  # name -> url
     drop_database: Any  # name -> None
+    close: Any = None  # stops what the benchmark started for itself
 
 
 @dataclass
@@ -426,32 +427,38 @@ def run(
 
 
 def make_target(admin_url: str | None = None, mqtt_url: str | None = None) -> Target:
-    """The given Postgres / MQTT, else the dev stack's (only Postgres and Mosquitto started)."""
+    """The given Postgres / MQTT. Defaults: the dev stack's Postgres (started if need be), and
+    a Mosquitto of the benchmark's own on a free port: agents of a running stack subscribe
+    ``devices/+/telemetry`` too and would both take the benchmark's readings and slow it."""
     from urllib.parse import unquote, urlsplit
 
     from edgecloud.dev import postgres
-    from edgecloud.dev.stack import DEV_PORTS, External, Infra, default_state_dir, state_lock
+    from edgecloud.dev.stack import DEV_PORTS, External, Infra, Ports, default_state_dir, state_lock
 
-    infra = Infra(default_state_dir("dev"), DEV_PORTS, External(postgres_url=admin_url,
-                                                                mqtt_url=mqtt_url))  # fmt: skip
-    with state_lock(infra.state_dir):
-        if admin_url is None:
+    infra = Infra(default_state_dir("dev"), DEV_PORTS, External(postgres_url=admin_url))
+    if admin_url is None:
+        with state_lock(infra.state_dir):
             infra.postgres.start()
-        if mqtt_url is None:
-            infra.mosquitto.start()
     if mqtt_url is not None:
         parts = urlsplit(mqtt_url)
         account = (unquote(parts.username or "") or None, unquote(parts.password or "") or None)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 1883
         agent_account = device_account = account
+        close: Any = lambda: None  # noqa: E731
     else:
-        agent_account = infra.mqtt_account("edge-agent")
-        device_account = infra.mqtt_account("simulator")
+        own = Infra(Path(tempfile.mkdtemp(prefix="edgecloud-bench-mqtt-")), Ports.free())
+        own.mosquitto.start()
+        host, port = own.mqtt_host, own.mqtt_port
+        agent_account = own.mqtt_account("edge-agent")
+        device_account = own.mqtt_account("simulator")
+        close = own.mosquitto.stop
     admin = infra.pg_admin_url
     return Target(
-        admin_url=admin, mqtt_host=infra.mqtt_host, mqtt_port=infra.mqtt_port,
+        admin_url=admin, mqtt_host=host, mqtt_port=port,
         agent_account=agent_account, device_account=device_account,
         create_database=lambda name: postgres.create_database(admin, name),
         drop_database=lambda name: postgres.drop_database(admin, name),
+        close=close,
     )  # fmt: skip
 
 

@@ -43,7 +43,7 @@ def edge(
     ] = None,
     mqtt_url: Annotated[
         str | None,
-        typer.Option(help="mqtt://user:pass@host:port; default: the dev stack's Mosquitto"),
+        typer.Option(help="mqtt://user:pass@host:port; default: a Mosquitto of its own"),
     ] = None,
     json_file: Annotated[Path | None, typer.Option("--json", help="write the result here")] = None,
 ) -> None:
@@ -57,17 +57,21 @@ def edge(
 
     configure_logging("INFO", "text")
     target = bench_edge.make_target(database_url, mqtt_url)
-    result = bench_edge.run(
-        target,
-        readings=readings,
-        rate=rate,
-        runs=runs,
-        publishers=publishers,
-        latency_rate=latency_rate,
-        latency_seconds=latency_seconds,
-        model=model or bench_edge.DEFAULT_MODEL,
-        keys=keys if keys is not None else bench_edge.default_keys(),
-    )
+    try:
+        result = bench_edge.run(
+            target,
+            readings=readings,
+            rate=rate,
+            runs=runs,
+            publishers=publishers,
+            latency_rate=latency_rate,
+            latency_seconds=latency_seconds,
+            model=model or bench_edge.DEFAULT_MODEL,
+            keys=keys if keys is not None else bench_edge.default_keys(),
+        )
+    finally:
+        if target.close is not None:
+            target.close()
     result.write(json_file)
     typer.echo(result.model_dump_json(indent=2))
 
