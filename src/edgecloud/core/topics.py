@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 from edgecloud.core.errors import InvalidEvent
 from edgecloud.core.events import EVENT_TYPES
 
@@ -18,6 +20,23 @@ KAFKA_DEAD_LETTERS = "edgecloud.dead-letters"
 
 def telemetry_topic(device_id: str) -> str:
     return f"devices/{device_id}/telemetry"
+
+
+def telemetry_device(topic: str) -> str | None:
+    """``devices/{device_id}/telemetry`` -> device_id (None for any other topic)."""
+    parts = topic.split("/")
+    if len(parts) == 3 and parts[0] == "devices" and parts[2] == "telemetry":
+        return parts[1]
+    return None
+
+
+def device_shard(device_id: str, shards: int) -> int:
+    """The shard (1..shards) that owns a device: crc32 of its id, stable everywhere.
+
+    Used where several edge nodes share one broker (the local stack): each node takes only
+    the devices of its shard (``EDGECLOUD_DEVICE_SHARD=i/N``), as if it had its own broker.
+    """
+    return zlib.crc32(device_id.encode()) % shards + 1
 
 
 def events_topic(node_id: str, event_type: str) -> str:

@@ -30,7 +30,12 @@ from sqlalchemy import exc as sa_exc
 from edgecloud.adapters.mqtt import InboundMessage, MqttConfig, Publisher, Subscriber
 from edgecloud.core.errors import TransportError
 from edgecloud.core.events import HeartbeatData, InferenceResult, heartbeat_event
-from edgecloud.core.topics import TELEMETRY_SUBSCRIPTION, events_topic
+from edgecloud.core.topics import (
+    TELEMETRY_SUBSCRIPTION,
+    device_shard,
+    events_topic,
+    telemetry_device,
+)
 from edgecloud.edge.batch import DeadLetter, Key, Plan, classify
 from edgecloud.edge.inference.port import InferenceFailure
 from edgecloud.edge.metrics import AgentMetrics, Counters
@@ -65,6 +70,7 @@ class Agent:
             keepalive_s=settings.mqtt_keepalive_s,
         )
         self.subscriber = Subscriber(cfg, [TELEMETRY_SUBSCRIPTION], client_id=settings.client_id)
+        self._shard = settings.shard
         self.publisher = Publisher(cfg, client_id=settings.client_id + "-pub")
         self.outbox = Outbox(
             self.store,
@@ -151,6 +157,8 @@ class Agent:
             window = self.settings.batch_window_ms / 1000.0
             while not self.stopping.is_set() and self._writer_thread.is_alive():
                 msgs = self.subscriber.get_batch(self.settings.batch_size, window or 0.001)
+                if msgs and self._shard is not None:
+                    msgs = self._own(msgs)
                 if msgs:
                     self.process(msgs)
         finally:
@@ -159,6 +167,20 @@ class Agent:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def _own(self, msgs: Sequence[InboundMessage]) -> Sequence[InboundMessage]:
+        """Keep this node's devices (``device_shard``); ack and count the others."""
+        shard, shards = self._shard or (1, 1)
+        mine = []
+        for m in msgs:
+            device = telemetry_device(m.topic)
+            if device is None or device_shard(device, shards) == shard:
+                mine.append(m)
+            else:
+                m.ack()
+        if len(mine) < len(msgs):
+            self.counters.add(foreign=len(msgs) - len(mine))
+        return mine
 
     def shutdown(self) -> None:
         self.stopping.set()

@@ -31,6 +31,7 @@ class Counters:
     inferred: int = 0  # readings with an inference result
     batches: int = 0
     events_published: int = 0  # reading events acknowledged by the broker
+    foreign: int = 0  # readings of devices another node owns (device_shard), acked, not kept
     db_errors: int = 0  # batch transactions that failed and were retried
     dead_letter_reasons: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

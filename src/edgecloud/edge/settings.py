@@ -30,6 +30,13 @@ class EdgeSettings(BaseRoleSettings, MqttSettings, DatabaseSettings):
         "", description="trusted operator keys: comma separated paths or base64 raw keys"
     )
 
+    device_shard: str = Field(
+        "",
+        pattern=r"^(|[1-9][0-9]*/[1-9][0-9]*)$",
+        description="i/N: take only devices whose crc32(device_id) % N + 1 == i (nodes sharing "
+        "one broker, e.g. the local stack); others are acknowledged and counted as foreign",
+    )
+
     batch_size: int = Field(500, ge=1, le=100_000, description="readings per micro-batch")
     batch_window_ms: float = Field(
         20.0,
@@ -58,6 +65,16 @@ class EdgeSettings(BaseRoleSettings, MqttSettings, DatabaseSettings):
     def _labels(cls, v: str) -> str:
         parse_labels(v)  # refuse a malformed label list at start
         return v
+
+    @property
+    def shard(self) -> tuple[int, int] | None:
+        """(i, N) of ``device_shard``, or None when this node takes every device."""
+        if not self.device_shard:
+            return None
+        i, n = (int(x) for x in self.device_shard.split("/"))
+        if i > n:
+            raise ValueError(f"device_shard {self.device_shard}: i must be <= N")
+        return i, n
 
     @property
     def labels(self) -> dict[str, str]:
