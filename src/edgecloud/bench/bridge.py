@@ -332,19 +332,23 @@ def drain(
     h0 = bridge.health() or {}
     depth0 = int(h0.get("spool_depth", 0))
     done0 = int(h0.get("counters", {}).get("processed", 0))
+    in0 = int(h0.get("counters", {}).get("events_in", 0))
     h1 = bridge.wait_drained(timeout=outage_s * 10 + 120)
     t_drain = time.monotonic() - up_at
     delivered = int(h1.get("counters", {}).get("processed", 0)) - done0
+    ingested = int(h1.get("counters", {}).get("events_in", 0)) - in0
     join()
     t = tally(infra, prefix, ids, timeout_s=300)
     drain_rate = delivered / max(1e-6, t_drain)
+    ingest_rate = ingested / max(1e-6, t_drain)  # what the bridge took in meanwhile
     return {
-        "ingest_rate_per_s": rate,
+        "offered_rate_per_s": rate,
+        "ingest_rate_per_s": round(ingest_rate, 1),
         "outage_s": round(up_at - down_at, 1),
         "spool_depth_at_restart": depth0,
         "drain_seconds": round(t_drain, 2),
         "drain_rate_per_s": round(drain_rate, 1),
-        "drain_ratio": round(drain_rate / rate, 2),
+        "drain_ratio": round(drain_rate / max(1e-6, ingest_rate), 2),
         "published": len(ids),
         "lost": t.lost(ids),
         "duplicates": t.duplicates,
