@@ -55,6 +55,7 @@ class Target:
     mqtt_port: int
     agent_account: tuple[str | None, str | None]
     device_account: tuple[str | None, str | None]
+    observer_account: tuple[str | None, str | None]  # may read edgecloud/+/events/#
     create_database: Any  # name -> url
     drop_database: Any  # name -> None
     close: Any = None  # stops what the benchmark started for itself
@@ -116,7 +117,7 @@ class EventCounter:
     """Counts the reading events of one node (ids, duplicates) on the broker."""
 
     def __init__(self, target: Target, node_id: str) -> None:
-        user, pw = target.agent_account
+        user, pw = target.observer_account
         cfg = MqttConfig(host=target.mqtt_host, port=target.mqtt_port, username=user, password=pw)
         self.client_id = f"bench-ev-{uuid.uuid4().hex[:8]}"
         self._sub = Subscriber(
@@ -443,7 +444,7 @@ def make_target(admin_url: str | None = None, mqtt_url: str | None = None) -> Ta
         parts = urlsplit(mqtt_url)
         account = (unquote(parts.username or "") or None, unquote(parts.password or "") or None)
         host, port = parts.hostname or "127.0.0.1", parts.port or 1883
-        agent_account = device_account = account
+        agent_account = device_account = observer_account = account
         close: Any = lambda: None  # noqa: E731
     else:
         own = Infra(Path(tempfile.mkdtemp(prefix="edgecloud-bench-mqtt-")), Ports.free())
@@ -451,11 +452,13 @@ def make_target(admin_url: str | None = None, mqtt_url: str | None = None) -> Ta
         host, port = own.mqtt_host, own.mqtt_port
         agent_account = own.mqtt_account("edge-agent")
         device_account = own.mqtt_account("simulator")
+        observer_account = own.mqtt_account("admin")
         close = own.mosquitto.stop
     admin = infra.pg_admin_url
     return Target(
         admin_url=admin, mqtt_host=host, mqtt_port=port,
         agent_account=agent_account, device_account=device_account,
+        observer_account=observer_account,
         create_database=lambda name: postgres.create_database(admin, name),
         drop_database=lambda name: postgres.drop_database(admin, name),
         close=close,
