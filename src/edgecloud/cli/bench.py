@@ -52,10 +52,15 @@ def edge(
     Writes name, messages, seconds, rate_per_s, p50_ms, p99_ms, lost, duplicates,
     limit_rate_per_s, ratio_to_limit; extra: agent RSS, the latency run, per-run limits.
     """
+    import signal
+    import sys
+
     from edgecloud.bench import edge as bench_edge
     from edgecloud.core.logging import configure_logging
 
     configure_logging("INFO", "text")
+    # SIGTERM unwinds like Ctrl-C: the agent, the publishers and the broker it started stop too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     target = bench_edge.make_target(database_url, mqtt_url)
     try:
         result = bench_edge.run(
