@@ -128,7 +128,9 @@ class BatchConsumer:
         try:
             self._consumer.commit(asynchronous=False)  # the stored offsets, before leaving
         except KafkaException as exc:
-            log.info("no offsets to commit at close", extra={"kafka_error": str(exc)})
+            err = exc.args[0] if exc.args else None
+            if not (isinstance(err, KafkaError) and err.code() == KafkaError._NO_OFFSET):
+                log.warning("offset commit at close failed", extra={"kafka_error": str(exc)})
         try:
             self._consumer.close()
         except (KafkaException, RuntimeError) as exc:
