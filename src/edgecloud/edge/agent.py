@@ -156,7 +156,9 @@ class Agent:
             self.start()
             window = self.settings.batch_window_ms / 1000.0
             while not self.stopping.is_set() and self._writer_thread.is_alive():
-                msgs = self.subscriber.get_batch(self.settings.batch_size, window or 0.001)
+                msgs: Sequence[InboundMessage] = self.subscriber.get_batch(
+                    self.settings.batch_size, window or 0.001
+                )
                 if msgs and self._shard is not None:
                     msgs = self._own(msgs)
                 if msgs:
