@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from edgecloud.cli._common import fail
 from edgecloud.core.errors import EdgecloudError
+from edgecloud.dev.base import DEV_PORTS, Ports
 from edgecloud.dev.control import AppReport, StackConfig, down, exited_apps, status, up
 from edgecloud.dev.stack import External, default_state_dir
 
@@ -44,14 +46,47 @@ def up_cmd(
         bool, typer.Option("--demo", help="Also run the demo and print a summary.")
     ] = False,
     nodes: Annotated[
-        int, typer.Option("--nodes", min=1, max=20, help="Edge nodes (site=site-1..N).")
-    ] = 1,
+        int | None,
+        typer.Option(
+            "--nodes", min=1, max=20, help="Edge nodes (site=site-1..N) [default 1; 3 with --demo]."
+        ),
+    ] = None,
+    duration: Annotated[
+        float,
+        typer.Option(
+            "--duration",
+            min=5.0,
+            envvar="EDGECLOUD_DEMO_DURATION",
+            help="--demo: seconds of device simulation, at least [env EDGECLOUD_DEMO_DURATION].",
+        ),
+    ] = 45.0,
+    devices_per_node: Annotated[
+        int, typer.Option("--devices-per-node", min=1, max=1000, help="--demo: devices per node.")
+    ] = 6,
+    rate: Annotated[
+        float, typer.Option("--rate", min=0.01, help="--demo: readings/s per device.")
+    ] = 5.0,
+    json_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--json", help="--demo: also write the summary as JSON to this file ('-': stdout)."
+        ),
+    ] = None,
     state_dir: StateDir = None,
 ) -> None:
-    """Start the whole local stack; idempotent (starts only what is not running)."""
+    """Start the whole local stack; idempotent (starts only what is not running).
+
+    Ports: EDGECLOUD_DEV_PORTS=pg,mqtt,kafka,controller moves the services, and
+    EDGECLOUD_DEV_API_PORT / EDGECLOUD_DEV_AGENT_PORT_BASE / EDGECLOUD_DEV_BRIDGE_PORT_BASE the
+    apps (defaults 15432,11883,19092,19093 and 8400 / 8410 / 8460)."""
     console = Console(stderr=True)
+    if nodes is None:
+        nodes = 3 if demo else 1
     config = StackConfig(
-        _state(state_dir), nodes=nodes, external=External.from_env("EDGECLOUD_DEV_")
+        _state(state_dir),
+        nodes=nodes,
+        ports=_ports(),
+        external=External.from_env("EDGECLOUD_DEV_"),
     )
     try:
         with console.status("edgecloud dev up") as spinner:
@@ -60,11 +95,35 @@ def up_cmd(
         fail(f"dev up: {exc}")
     _print_reports(console, reports)
     if demo:
-        from edgecloud.dev.demo import run_demo
+        from edgecloud.dev.demo import DemoOptions, run_demo
 
-        run_demo(config, typer.echo)
+        options = DemoOptions(duration_s=duration, devices_per_node=devices_per_node, rate_hz=rate)
+        echo = (lambda text: typer.echo(text, err=True)) if str(json_file) == "-" else typer.echo
+        try:
+            code, summary = run_demo(config, echo, options)
+        except (EdgecloudError, RuntimeError, OSError) as exc:
+            fail(f"demo: {exc}")
+        if json_file is not None:
+            text = json.dumps(summary, indent=2)
+            if str(json_file) == "-":
+                typer.echo(text)
+            else:
+                json_file.write_text(text + "\n")
+        raise typer.Exit(code)
     else:
         typer.echo(f"stack up; `edgecloud dev status` shows it (state: {config.state_dir})")
+
+
+def _ports() -> Ports:
+    """``EDGECLOUD_DEV_PORTS=pg,mqtt,kafka,controller`` or the dev defaults."""
+    env = os.environ.get("EDGECLOUD_DEV_PORTS")
+    if not env:
+        return DEV_PORTS
+    try:
+        pg, mqtt, kafka, ctl = (int(p) for p in env.split(","))
+    except ValueError:
+        fail("EDGECLOUD_DEV_PORTS must be four ports: pg,mqtt,kafka,controller")
+    return Ports(postgres=pg, mqtt=mqtt, kafka=kafka, kafka_controller=ctl)
 
 
 def _print_reports(console: Console, reports: list[AppReport]) -> None:

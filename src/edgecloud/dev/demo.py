@@ -1,34 +1,580 @@
 """``edgecloud dev up --demo``: the guided run on top of a started stack.
 
-Today the demo brings up the whole stack (``dev up`` has done that before it is called) and
-prints what runs where plus the dashboard URL. Simulated devices (``edgecloud simulate``) and a
-staged model rollout (``edgecloud rollout start``) join this function when those commands
-exist; ``run_demo`` is the one place to add them.
+After ``dev up`` has started everything, ``run_demo``:
+
+1. trusts the development operator key in the cloud (``POST /api/v1/operator-keys``; the
+   agents trust ``models/dev-keys/dev.pub`` through ``EDGECLOUD_OPERATOR_PUBLIC_KEYS`` and
+   follow the cloud with their node tokens, both wired by ``dev/apps.py``);
+2. starts the local OpenAI stand-in (``edgecloud.dev.openai_standin``) as an app process and
+   restarts the cloud worker with ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` pointing at it
+   (there is no real key here: escalations are answered by the stand-in, and the output says
+   so);
+3. publishes simulated telemetry (``edgecloud.sim``, injected faults) from devices spread
+   over the nodes (each node owns the devices of its shard, ``EDGECLOUD_DEVICE_SHARD``, since
+   the local nodes share one broker), printing progress;
+4. pushes ``sensor-anomaly/1.0.0`` and rolls it out to every node, then pushes the retrained
+   ``1.1.0`` and rolls it out in waves (50 %, 100 %) with shadow gates, following it to the
+   end while the devices keep publishing;
+5. waits until the cloud holds every reading, then prints the summary: readings published /
+   stored at the edge (each node's database) / stored in the cloud (REST API, read token),
+   anomalies and escalations, the rollout outcome per node, and the dashboard URL.
+
+It returns ``(exit_code, summary)``: 0 only when nothing was lost (edge and cloud both hold
+exactly the published readings) and both rollouts succeeded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import httpx
+
+from edgecloud.core.topics import device_shard
+from edgecloud.dev import apps, process
 from edgecloud.dev.control import StackConfig, status
 
 Echo = Callable[[str], None]
+MODEL = "sensor-anomaly"
+FINAL = ("succeeded", "failed", "aborted", "rolled_back")
+STANDIN = "openai_standin"
+STANDIN_KEY = "standin-demo-key"
 
 
-def run_demo(config: StackConfig, echo: Echo) -> dict[str, Any]:
-    """Summarise the running stack for a person; returns the ``dev status`` object."""
-    summary = status(config)
-    running = sorted(name for name, pid in summary["processes"].items() if pid is not None)
-    stopped = sorted(name for name, pid in summary["processes"].items() if pid is None)
-    echo("edgecloud demo")
-    echo(f"  running:  {', '.join(running) or 'nothing'}")
-    if stopped:
-        echo(f"  not running (their commands are not available yet): {', '.join(stopped)}")
-    echo(
-        f"  devices publish to {summary['mqtt_url']} as {summary['device_credentials']['username']}"
+@dataclass(frozen=True)
+class DemoOptions:
+    duration_s: float = 45.0  # device simulation, at least (it runs until the rollout ends)
+    devices_per_node: int = 6
+    rate_hz: float = 5.0  # readings per second per device
+    # share of readings inside an injected fault: high, so that a short run shows some (faults
+    # last 1-200 steps and start rarely; the generator's default is 0.02)
+    anomaly_rate: float = 0.3
+    waves: str = "50,100"
+    drain_timeout_s: float = 90.0
+    rollout_timeout_s: float = 240.0
+
+
+@dataclass
+class SimProgress:
+    published: int = 0
+    acked: int = 0
+    anomalous: int = 0
+    by_fault: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    done: threading.Event = field(default_factory=threading.Event)
+    error: str | None = None
+
+
+def bundles_dir() -> Path:
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "models" / "bundles" / MODEL
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("models/bundles/sensor-anomaly not found (run from the checkout)")
+
+
+class Api:
+    """The cloud REST API with the dev tokens (read / operate / admin)."""
+
+    def __init__(self, base_url: str, tokens: dict[str, str]) -> None:
+        self.base = base_url.rstrip("/")
+        self.tokens = tokens
+        self.client = httpx.Client(timeout=30.0)
+
+    def call(self, method: str, path: str, scope: str = "read", **kw: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.tokens[scope]}"}
+        return self.client.request(method, self.base + path, headers=headers, **kw)
+
+    def get(self, path: str, **params: Any) -> Any:
+        res = self.call("GET", path, params={k: v for k, v in params.items() if v is not None})
+        res.raise_for_status()
+        return res.json()
+
+    def pages(self, path: str, **params: Any) -> Iterator[dict[str, Any]]:
+        cursor = None
+        while True:
+            page = self.get(path, cursor=cursor, **params)
+            yield from page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+
+def _pg(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def edge_counts(info: dict[str, Any], prefix: str) -> dict[str, int]:
+    """Readings of this run's devices in each node's own database."""
+    import psycopg
+
+    counts = {}
+    for node in info["nodes"]:
+        try:
+            with psycopg.connect(_pg(node["database_url"]), connect_timeout=5) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM readings WHERE device_id LIKE %s", (prefix + "-%",)
+                ).fetchone()
+            counts[node["node_id"]] = int(row[0]) if row else 0
+        except psycopg.Error:
+            counts[node["node_id"]] = -1  # table not there yet (agent migrating)
+    return counts
+
+
+def cloud_count(api: Api, prefix: str) -> tuple[int, dict[str, int]]:
+    """Readings of this run's devices in the cloud (``GET /api/v1/devices``), total and per
+    node."""
+    total = 0
+    per_node: dict[str, int] = {}
+    for dev in api.pages("/api/v1/devices", limit=500):
+        if dev["device_id"].startswith(prefix + "-"):
+            total += int(dev["readings"])
+            per_node[dev["node_id"]] = per_node.get(dev["node_id"], 0) + int(dev["readings"])
+    return total, per_node
+
+
+def _environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    pairs = (item.partition(b"=") for item in raw.split(b"\0") if item)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, _, v in pairs}
+
+
+def start_standin(config: StackConfig) -> str:
+    """The OpenAI stand-in as an app of the state dir (``dev down`` stops it); its base URL."""
+    meta = config.state_dir / "openai-standin.json"
+    proc = apps.AppProcess(config.state_dir, STANDIN)
+    pid = proc.pid()
+    if pid is not None and meta.exists():
+        return str(json.loads(meta.read_text())["base_url"])
+    port = process.free_port()
+    argv = [sys.executable, "-m", "edgecloud.dev.openai_standin", "--port", str(port)]
+    argv += ["--api-key", STANDIN_KEY]
+    # argv must name "edgecloud" for the pid file to count (it does: the module path)
+    proc.start(apps.AppSpec(STANDIN, argv, {}))
+    base_url = f"http://127.0.0.1:{port}/v1"
+    meta.write_text(json.dumps({"base_url": base_url, "port": port}))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            res = httpx.get(
+                f"{base_url}/models", headers={"Authorization": f"Bearer {STANDIN_KEY}"}
+            )
+            if res.status_code == 200:
+                return base_url
+        time.sleep(0.3)
+    raise RuntimeError(f"the OpenAI stand-in did not answer on {base_url}")
+
+
+def worker_with_escalation(config: StackConfig, base_url: str) -> bool:
+    """Restart the cloud worker with the stand-in as its OpenAI endpoint (if not already)."""
+    proc = apps.AppProcess(config.state_dir, "cloud_worker")
+    pid = proc.pid()
+    if pid is not None and _environ(pid).get("OPENAI_BASE_URL") == base_url:
+        return False
+    spec = next(s for s in apps.app_specs(config.infra(), config.nodes) if s.name == "cloud_worker")
+    env = {**spec.env, "OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": STANDIN_KEY}
+    proc.stop()
+    proc.start(apps.AppSpec(spec.name, spec.argv, env))
+    return True
+
+
+def trust_dev_key(api: Api) -> str:
+    key = apps.dev_public_key()
+    if key is None:
+        return "no development key found"
+    res = api.call(
+        "POST",
+        "/api/v1/operator-keys",
+        "admin",
+        json={"public_key": key.read_text().strip(), "name": "dev (models/dev-keys)"},
     )
-    echo("  device simulation and the model rollout are not part of the demo yet;")
-    echo("  this run shows the stack they will use.")
-    echo(f"  dashboard: {summary['cloud_api_url']}/")
-    return summary
+    if res.status_code < 300:
+        return f"trusted {res.json().get('key_id', '')}"
+    if res.status_code == 409:
+        return "already trusted"
+    return f"not registered ({res.status_code}: {res.text[:200]})"
+
+
+def push(api: Api, version: str) -> str:
+    """``edgecloud model push`` of a committed (already signed) bundle."""
+    env = {
+        **os.environ,
+        "EDGECLOUD_CLOUD_API_URL": api.base,
+        "EDGECLOUD_API_TOKEN": api.tokens["operate"],
+    }
+    argv = [*apps.cli(), "model", "push", str(bundles_dir() / version)]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"model push {version} failed: {(done.stderr or done.stdout)[-500:]}")
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "pushed"
+
+
+def start_rollout(api: Api, version: str, waves: list[int], gates: dict[str, float]) -> str:
+    body = {"model": f"{MODEL}:{version}", "selector": {}, "waves": waves, "gates": gates}
+    res = api.call("POST", "/api/v1/rollouts", "operate", json=body)
+    if res.status_code >= 300:
+        raise RuntimeError(f"rollout of {version} refused ({res.status_code}): {res.text[:300]}")
+    return str(res.json()["id"])
+
+
+def follow(
+    api: Api, rollout_id: str, timeout: float, echo: Echo, tick: Callable[[], str]
+) -> dict[str, Any]:
+    """Poll a rollout until it ends, echoing each change of its node statuses."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        ro: dict[str, Any] = api.get(f"/api/v1/rollouts/{rollout_id}")
+        line = "  ".join(f"{n['node_id']}={n['status']}" for n in ro["nodes"])
+        head = f"wave {ro.get('current_wave', 0) + 1}/{len(ro['waves'])}"
+        text = f"  rollout {ro['state']}, {head}: {line}"
+        if text != last:
+            echo(f"{text}   [{tick()}]")
+            last = text
+        if ro["state"] in FINAL or time.monotonic() > deadline:
+            return ro
+        time.sleep(1.0)
+
+
+def wait_nodes(api: Api, nodes: list[str], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            seen = {n["node_id"] for n in api.pages("/api/v1/nodes")}
+            if set(nodes) <= seen:
+                return True
+        time.sleep(1.0)
+    return False
+
+
+def active_version(api: Api, node_id: str) -> str | None:
+    with contextlib.suppress(httpx.HTTPError):
+        node = api.get(f"/api/v1/nodes/{node_id}")
+        for m in node.get("active_models") or []:
+            if m.get("name") == MODEL:
+                return str(m.get("version"))
+    return None
+
+
+def agent_model(health_url: str | None) -> str | None:
+    """The model an agent serves now, from its ``/healthz`` (heartbeats lag up to 10 s)."""
+    if not health_url:
+        return None
+    with contextlib.suppress(httpx.HTTPError, ValueError):
+        model = httpx.get(health_url, timeout=5.0).json().get("model") or {}
+        if model.get("name"):
+            return f"{model['name']}:{model.get('version')} ({model.get('state')})"
+    return None
+
+
+def simulate(
+    info: dict[str, Any], prefix: str, devices: int, opts: DemoOptions, stop: threading.Event
+) -> SimProgress:
+    """Run the simulator in a thread; ``stop`` ends it (it also ends after 20 minutes)."""
+    from edgecloud.adapters.mqtt import MqttConfig, Publisher
+    from edgecloud.sim.publisher import SimulationConfig, SimulationStats, run_simulation
+
+    creds = info["device_credentials"] or {}
+    config = MqttConfig.from_url(
+        info["mqtt_url"], username=creds.get("username"), password=creds.get("password")
+    )
+    progress = SimProgress()
+    cfg = SimulationConfig(
+        devices=devices, rate_hz=opts.rate_hz, duration_s=1200.0,
+        anomaly_rate=opts.anomaly_rate, seed=int(time.time()) % 10_000, device_prefix=prefix,
+    )  # fmt: skip
+
+    def tick(s: SimulationStats) -> None:
+        progress.published, progress.acked, progress.anomalous = s.published, s.acked, s.anomalous
+        progress.by_fault, progress.seconds = dict(s.by_fault), s.seconds
+
+    def body() -> None:
+        pub = Publisher(config, client_id=f"edgecloud-demo-{prefix}")
+        try:
+            pub.start()
+            stats = run_simulation(cfg, pub, on_tick=tick, should_stop=stop.is_set)
+            tick(stats)
+        except Exception as exc:  # reported in the summary, never a hung demo
+            progress.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            with contextlib.suppress(Exception):
+                pub.stop()
+            progress.done.set()
+
+    threading.Thread(target=body, name="demo-sim", daemon=True).start()
+    return progress
+
+
+def run_demo(
+    config: StackConfig, echo: Echo, options: DemoOptions | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Run the demo on the started stack; returns (exit code, summary)."""
+    opts = options or DemoOptions()
+    t_start = time.monotonic()
+    since = datetime.now(UTC).isoformat()
+    info = status(config)
+    tokens = info.get("tokens")
+    if not tokens:
+        echo("demo: the stack has no API tokens (edgecloud token create failed); see dev status")
+        return 1, {"ok": False, "error": "no tokens"}
+    api = Api(info["cloud_api_url"], tokens)
+    node_list = [n["node_id"] for n in info["nodes"]]
+    n_nodes = len(node_list)
+    prefix = "demo" + secrets.token_hex(2)
+    devices = opts.devices_per_node * n_nodes
+    owner = {
+        f"{prefix}-{i:03d}": node_list[device_shard(f"{prefix}-{i:03d}", n_nodes) - 1]
+        if n_nodes > 1
+        else node_list[0]
+        for i in range(1, devices + 1)
+    }
+
+    def elapsed() -> str:
+        return f"{time.monotonic() - t_start:5.1f} s"
+
+    echo(f"edgecloud demo: {n_nodes} edge node(s), {devices} simulated devices ({prefix}-NNN)")
+    echo(f"  operator key: {trust_dev_key(api)} (models/dev-keys/dev.pub, development only)")
+    base_url = start_standin(config)
+    restarted = worker_with_escalation(config, base_url)
+    echo(
+        f"  escalation: local OpenAI stand-in at {base_url} (no real OpenAI key here; "
+        f"answers are generated locally){'; cloud worker restarted to use it' if restarted else ''}"
+    )
+    if not wait_nodes(api, node_list, 60.0):
+        echo("  not every node has sent a heartbeat to the cloud yet; rollouts may not find them")
+
+    echo(f"  {push(api, '1.0.0')}")
+    stop = threading.Event()
+    sim = simulate(info, prefix, devices, opts, stop)
+    per_node = {n: sum(1 for o in owner.values() if o == n) for n in node_list}
+    echo(
+        f"  simulating {devices} devices at {opts.rate_hz:g}/s each for at least "
+        f"{opts.duration_s:g} s ("
+        + ", ".join(f"{n}: {k} devices" for n, k in per_node.items())
+        + ")"
+    )
+
+    def progress() -> str:
+        return f"{elapsed()}, published {sim.published}"
+
+    rollouts: dict[str, Any] = {}
+    try:
+        versions = {n: active_version(api, n) for n in node_list}
+        if all(v == "1.0.0" for v in versions.values()):
+            echo("  sensor-anomaly 1.0.0 already active on every node")
+            rollouts["1.0.0"] = {"state": "succeeded", "nodes": [], "skipped": True}
+        else:
+            rid = start_rollout(api, "1.0.0", [100], {"shadow_readings": 20})
+            echo(f"  rollout {rid}: {MODEL}:1.0.0 to all nodes")
+            rollouts["1.0.0"] = follow(api, rid, opts.rollout_timeout_s, echo, progress)
+        # let the devices run on 1.0.0 for a while before the retrained model arrives
+        half = t_start + max(opts.duration_s * 0.4, 5.0)
+        while time.monotonic() < half and not sim.done.is_set():
+            time.sleep(min(5.0, max(0.1, half - time.monotonic())))
+            echo(f"  {progress()}")
+        echo(f"  {push(api, '1.1.0')}")
+        waves = [int(w) for w in opts.waves.split(",")]
+        rid = start_rollout(api, "1.1.0", waves, {"shadow_readings": 50})
+        echo(f"  rollout {rid}: {MODEL}:1.1.0 in waves {opts.waves} (shadow 50 readings/node)")
+        rollouts["1.1.0"] = follow(api, rid, opts.rollout_timeout_s, echo, progress)
+        end = t_start + opts.duration_s
+        while time.monotonic() < end and not sim.done.is_set():
+            time.sleep(min(5.0, max(0.1, end - time.monotonic())))
+            echo(f"  {progress()}")
+    finally:
+        stop.set()
+        sim.done.wait(60.0)
+    echo(f"  simulation done: {sim.published} readings published, {sim.acked} acknowledged")
+
+    # drain: wait until edge and cloud hold what was published
+    deadline = time.monotonic() + opts.drain_timeout_s
+    edge: dict[str, int] = {}
+    cloud = 0
+    cloud_nodes: dict[str, int] = {}
+    while True:
+        edge = edge_counts(info, prefix)
+        with contextlib.suppress(httpx.HTTPError):
+            cloud, cloud_nodes = cloud_count(api, prefix)
+        if (sum(edge.values()) >= sim.published and cloud >= sim.published) or (
+            time.monotonic() > deadline
+        ):
+            break
+        time.sleep(1.0)
+    echo(f"  pipeline drained at {elapsed()}")
+
+    anomalies, escalations = _anomalies(api, prefix, since)
+    summary = _summary(
+        info, prefix, sim, edge, cloud, cloud_nodes, anomalies, escalations, rollouts, owner,
+        base_url, api,
+    )  # fmt: skip
+    summary["seconds"] = round(time.monotonic() - t_start, 1)
+    _print(summary, echo)
+    return (0 if summary["ok"] else 1), summary
+
+
+def _anomalies(api: Api, prefix: str, since: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """This run's anomalies; waits (up to 30 s) for pending escalations to be answered."""
+    deadline = time.monotonic() + 30.0
+    while True:
+        items = [
+            a
+            for a in api.pages("/api/v1/anomalies", since=since, limit=1000)
+            if a["device_id"].startswith(prefix + "-")
+        ]
+        counts: dict[str, int] = {}
+        for a in items:
+            if a.get("escalate"):
+                st = (a.get("escalation") or {}).get("status", "not yet queued")
+                counts[st] = counts.get(st, 0) + 1
+        pending = sum(v for k, v in counts.items() if k in ("pending", "queued", "not yet queued"))
+        if pending == 0 or time.monotonic() > deadline:
+            return items, counts
+        time.sleep(1.0)
+
+
+def _node_outcome(ro: dict[str, Any]) -> dict[str, str]:
+    return {n["node_id"]: n["status"] for n in ro.get("nodes", [])}
+
+
+def _summary(
+    info: dict[str, Any],
+    prefix: str,
+    sim: SimProgress,
+    edge: dict[str, int],
+    cloud: int,
+    cloud_nodes: dict[str, int],
+    anomalies: list[dict[str, Any]],
+    escalations: dict[str, int],
+    rollouts: dict[str, Any],
+    owner: dict[str, str],
+    base_url: str,
+    api: Api,
+) -> dict[str, Any]:
+    edge_total = sum(v for v in edge.values() if v > 0)
+    rollout_ok = (
+        all(r.get("state") == "succeeded" for r in rollouts.values()) and len(rollouts) == 2
+    )
+    final_versions = {n["node_id"]: agent_model(n.get("health_url")) for n in info["nodes"]}
+    token = (info.get("tokens") or {}).get("read", "")
+    lost_edge = sim.published - edge_total
+    lost_cloud = sim.published - cloud
+    ok = (
+        sim.error is None
+        and sim.published > 0
+        and sim.acked == sim.published
+        and lost_edge == 0
+        and lost_cloud == 0
+        and rollout_ok
+    )
+    return {
+        "ok": ok,
+        "device_prefix": prefix,
+        "devices": len(owner),
+        "readings": {
+            "published": sim.published,
+            "acknowledged_by_broker": sim.acked,
+            "inside_injected_faults": sim.anomalous,
+            "faults": sim.by_fault,
+            "stored_at_edge": edge_total,
+            "stored_at_edge_per_node": edge,
+            "stored_in_cloud": cloud,
+            "stored_in_cloud_per_node": cloud_nodes,
+            "lost_edge": lost_edge,
+            "lost_cloud": lost_cloud,
+        },
+        "simulation_error": sim.error,
+        "anomalies": {
+            "flagged": len(anomalies),
+            "escalated": sum(1 for a in anomalies if a.get("escalate")),
+            "escalations_by_status": escalations,
+            "by_model_version": _count(a.get("model_version") or "none" for a in anomalies),
+            "escalation_endpoint": f"{base_url} (local OpenAI stand-in, no real key)",
+            "example": _example(anomalies),
+        },
+        "rollouts": {
+            v: {
+                "id": r.get("id"),
+                "state": r.get("state"),
+                "detail": r.get("detail"),
+                "nodes": _node_outcome(r),
+            }
+            for v, r in rollouts.items()
+        },
+        "active_versions": final_versions,
+        "dashboard_url": f"{info['cloud_api_url']}/?token={token}",
+        "cloud_api_url": info["cloud_api_url"],
+    }
+
+
+def _count(values: Iterator[str] | Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
+def _example(anomalies: list[dict[str, Any]]) -> dict[str, Any] | None:
+    for a in anomalies:
+        esc = a.get("escalation") or {}
+        if esc.get("status") == "done" or esc.get("explanation"):
+            return {
+                "device_id": a["device_id"],
+                "seq": a["seq"],
+                "score": a.get("score"),
+                "severity": esc.get("severity"),
+                "explanation": esc.get("explanation"),
+            }
+    return None
+
+
+def _print(s: dict[str, Any], echo: Echo) -> None:
+    r = s["readings"]
+    a = s["anomalies"]
+    echo("")
+    echo("edgecloud demo summary")
+    echo(f"  devices            {s['devices']} ({s['device_prefix']}-NNN)")
+    echo(
+        f"  readings published {r['published']} (broker acknowledged {r['acknowledged_by_broker']})"
+    )
+    per_edge = ", ".join(f"{k} {v}" for k, v in r["stored_at_edge_per_node"].items())
+    echo(f"  stored at the edge {r['stored_at_edge']} ({per_edge})")
+    per_cloud = ", ".join(f"{k} {v}" for k, v in sorted(r["stored_in_cloud_per_node"].items()))
+    echo(f"  stored in the cloud {r['stored_in_cloud']} ({per_cloud}; GET /api/v1/devices)")
+    echo(f"  lost               edge {r['lost_edge']}, cloud {r['lost_cloud']}")
+    faults = ", ".join(f"{k} {v}" for k, v in sorted(r["faults"].items())) or "none"
+    echo(f"  injected faults    {r['inside_injected_faults']} readings ({faults})")
+    by_version = ", ".join(f"{k}: {v}" for k, v in sorted(a["by_model_version"].items()))
+    echo(f"  anomalies flagged  {a['flagged']} ({by_version or 'none'})")
+    esc = ", ".join(f"{k} {v}" for k, v in sorted(a["escalations_by_status"].items()))
+    echo(f"  escalated          {a['escalated']} ({esc or 'none'})")
+    echo(f"    via {a['escalation_endpoint']}")
+    if a["example"]:
+        ex = a["example"]
+        echo(
+            f"    e.g. {ex['device_id']} seq {ex['seq']} score {ex['score']:.3f}: "
+            f"[{ex['severity']}] {str(ex['explanation'])[:100]}"
+        )
+    for version, ro in s["rollouts"].items():
+        nodes = ", ".join(f"{k} {v}" for k, v in ro["nodes"].items()) or "(already active)"
+        echo(f"  rollout {MODEL}:{version} {ro['state']}: {nodes}")
+        if ro.get("detail"):
+            echo(f"    {ro['detail']}")
+    active = ", ".join(f"{k} {v}" for k, v in s["active_versions"].items())
+    echo(f"  active now         {active}")
+    echo(f"  dashboard          {s['dashboard_url']}")
+    echo(f"  result             {'OK: nothing lost, rollouts succeeded' if s['ok'] else 'FAILED'}")
+    echo("  the stack stays up: `edgecloud dev status`, `edgecloud dev down` to stop it")
