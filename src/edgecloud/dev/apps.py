@@ -26,12 +26,33 @@ CLOUD_DATABASE = "cloud"
 TOKEN_SCOPES = ("read", "operate", "admin")
 
 
+def _port_env(name: str, default: int) -> int:
+    """App ports move with ``EDGECLOUD_DEV_API_PORT`` / ``_AGENT_PORT_BASE`` /
+    ``_BRIDGE_PORT_BASE`` (a private stack beside the dev one, e.g. the demo test)."""
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def cloud_api_port() -> int:
+    return _port_env("EDGECLOUD_DEV_API_PORT", CLOUD_API_PORT)
+
+
 def agent_http_port(index: int) -> int:
-    return 8410 + index
+    return _port_env("EDGECLOUD_DEV_AGENT_PORT_BASE", 8410) + index
 
 
 def bridge_http_port(index: int) -> int:
-    return 8460 + index
+    return _port_env("EDGECLOUD_DEV_BRIDGE_PORT_BASE", 8460) + index
+
+
+def dev_public_key() -> Path | None:
+    """``models/dev-keys/dev.pub`` of the checkout: the key the committed bundles are signed
+    with, trusted by the local stack's agents (development only, see docs/models.md)."""
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "models" / "dev-keys" / "dev.pub"
+        if candidate.exists():
+            return candidate
+    return None
 
 
 def node_ids(nodes: int) -> list[str]:
@@ -65,7 +86,7 @@ class AppSpec:
 
 
 def cloud_api_url() -> str:
-    return f"http://127.0.0.1:{CLOUD_API_PORT}"
+    return f"http://127.0.0.1:{cloud_api_port()}"
 
 
 def app_specs(infra: Infra, nodes: int) -> list[AppSpec]:
@@ -82,13 +103,22 @@ def app_specs(infra: Infra, nodes: int) -> list[AppSpec]:
         AppSpec(
             "cloud_api",
             [*cli(), "cloud", "api"],
-            {**common, **cloud_db, "EDGECLOUD_API_PORT": str(CLOUD_API_PORT)},
+            {**common, **cloud_db, "EDGECLOUD_API_PORT": str(cloud_api_port())},
             health_url=f"{cloud_api_url()}/healthz",
         ),
         AppSpec("cloud_worker", [*cli(), "cloud", "worker"], {**common, **cloud_db}),
     ]
+    node_tokens = _stored_node_tokens(state)
+    dev_key = dev_public_key()
     for index, node in enumerate(node_ids(nodes), start=1):
         labels = {"site": f"site-{index}"}
+        # One broker serves every node here: each takes only its share of the devices.
+        shard = {"EDGECLOUD_DEVICE_SHARD": f"{index}/{nodes}"} if nodes > 1 else {}
+        model_agent = {"EDGECLOUD_MODEL_STORE_DIR": str(state / "models" / node)}
+        if node in node_tokens:
+            model_agent["EDGECLOUD_NODE_TOKEN"] = node_tokens[node]
+        if dev_key is not None and "EDGECLOUD_OPERATOR_PUBLIC_KEYS" not in os.environ:
+            model_agent["EDGECLOUD_OPERATOR_PUBLIC_KEYS"] = str(dev_key)
         node_env = {
             **common,
             "EDGECLOUD_NODE_ID": node,
@@ -106,6 +136,8 @@ def app_specs(infra: Infra, nodes: int) -> list[AppSpec]:
                     "EDGECLOUD_MQTT_USERNAME": agent_user,
                     "EDGECLOUD_MQTT_PASSWORD": agent_pw,
                     "EDGECLOUD_HTTP_PORT": str(agent_http_port(index)),
+                    **shard,
+                    **model_agent,
                 },
                 node_id=node,
                 health_url=f"http://127.0.0.1:{agent_http_port(index)}/healthz",
@@ -175,6 +207,46 @@ class AppProcess:
         self.pid_file.unlink(missing_ok=True)
 
 
+def _create_token(infra: Infra, scope: str, name: str, node_id: str | None = None) -> str | None:
+    env = {**os.environ, "EDGECLOUD_DATABASE_URL": infra.database_url(CLOUD_DATABASE)}
+    argv = [*cli(), "token", "create", "--scope", scope, "--name", name]
+    if node_id is not None:
+        argv += ["--node-id", node_id]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        return None
+    last = lines[-1].strip()
+    if last.startswith("{"):
+        last = str(json.loads(last).get("token", ""))
+    return last or None
+
+
+def _stored_node_tokens(state_dir: Path) -> dict[str, str]:
+    try:
+        stored: dict[str, str] = json.loads((state_dir / "node-tokens.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return stored
+
+
+def load_node_tokens(infra: Infra, nodes: int) -> dict[str, str]:
+    """Node-scope tokens (``token create --scope node --node-id edge-i``), made once per node
+    and kept in ``node-tokens.json``; the agents' model agent follows the cloud with them."""
+    path = infra.state_dir / "node-tokens.json"
+    tokens = _stored_node_tokens(infra.state_dir)
+    missing = [n for n in node_ids(nodes) if n not in tokens]
+    for node in missing:
+        token = _create_token(infra, "node", f"dev-node-{node}", node)
+        if token is None:
+            break
+        tokens[node] = token
+    if missing:
+        path.write_text(json.dumps(tokens))
+        path.chmod(0o600)
+    return tokens
+
+
 def load_tokens(infra: Infra) -> dict[str, str] | None:
     """API tokens for ``dev status`` (scopes read / operate / admin), made once per state dir.
 
@@ -186,20 +258,12 @@ def load_tokens(infra: Infra) -> dict[str, str] | None:
     if path.exists():
         stored: dict[str, str] = json.loads(path.read_text())
         return stored
-    env = {**os.environ, "EDGECLOUD_DATABASE_URL": infra.database_url(CLOUD_DATABASE)}
     tokens: dict[str, str] = {}
     for scope in TOKEN_SCOPES:
-        argv = [*cli(), "token", "create", "--scope", scope, "--name", f"dev-{scope}"]
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-        lines = done.stdout.strip().splitlines()
-        if done.returncode != 0 or not lines:
+        token = _create_token(infra, scope, f"dev-{scope}")
+        if token is None:
             return None
-        last = lines[-1].strip()
-        if last.startswith("{"):
-            last = str(json.loads(last).get("token", ""))
-        if not last:
-            return None
-        tokens[scope] = last
+        tokens[scope] = token
     path.write_text(json.dumps(tokens))
     path.chmod(0o600)
     return tokens

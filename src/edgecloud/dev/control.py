@@ -84,6 +84,8 @@ def up(config: StackConfig, step: Step) -> list[AppReport]:
     infra.create_database(apps.CLOUD_DATABASE)
     for node in apps.node_ids(config.nodes):
         infra.create_database(apps.node_database(node))
+    step("creating node tokens")
+    apps.load_node_tokens(infra, config.nodes)
     step("starting apps")
     specs = apps.app_specs(infra, config.nodes)
     started = {spec.name: apps.AppProcess(config.state_dir, spec.name) for spec in specs}
