@@ -13,7 +13,15 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
+from pydantic import (
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+)
 
 from edgecloud.core.errors import InvalidReading
 
@@ -36,7 +44,8 @@ REASONS = (
     "bad_timestamp",  # ts neither RFC 3339 nor epoch seconds
 )
 
-Number = StrictInt | StrictFloat
+# Finite numbers only: the same type guards readings and the values inside events.
+Number = StrictInt | Annotated[StrictFloat, AllowInfNan(False)]
 ValueName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 Value = Number | Annotated[list[Number], Field(min_length=1, max_length=MAX_ARRAY_LEN)]
 
@@ -106,7 +115,13 @@ def _check_finite(reading: Reading) -> None:
 
 
 def _reason_for(exc: ValidationError) -> InvalidReading:
-    err = exc.errors()[0]
+    errors = exc.errors()
+    # A union reports one error per member (int, then float): the float's says "not finite".
+    finite = [e for e in errors if e["type"] == "finite_number"]
+    if finite:
+        where = ".".join(str(p) for p in finite[0]["loc"][:-1] if not str(p).startswith("function"))
+        return InvalidReading("non_finite", f"{where} is not a finite number")
+    err = errors[0]
     loc = ".".join(str(p) for p in err["loc"])
     kind = err["type"]
     if kind == "missing":

@@ -129,6 +129,8 @@ def _check(ev: Event) -> str | None:
 def _reason(exc: ValidationError) -> str:
     errors = exc.errors()
     kind = str(errors[0]["type"]) if errors else ""
+    if any(e["type"] == "finite_number" for e in errors):
+        return "non_finite"  # core's value type refuses NaN / Infinity itself
     if kind.startswith("json_") or kind == "json_invalid":
         return "bad_json"
     if kind == "union_tag_invalid" or kind == "union_tag_not_found":
