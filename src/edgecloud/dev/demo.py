@@ -373,9 +373,12 @@ def run_demo(
 
     rollouts: dict[str, Any] = {}
     try:
-        versions = {n: active_version(api, n) for n in node_list}
-        if all(v == "1.0.0" for v in versions.values()):
-            echo("  sensor-anomaly 1.0.0 already active on every node")
+        serving = {n["node_id"]: agent_model(n.get("health_url")) for n in info["nodes"]}
+        running = {n: (v or "").split(" ")[0] for n, v in serving.items()}
+        if any(v.startswith(MODEL + ":") for v in running.values()):
+            # a rerun on a kept stack: the nodes already run a sensor-anomaly version (rolling
+            # back to a node's previous version is not reported to the rollout engine yet)
+            echo(f"  already serving: {', '.join(f'{k} {v}' for k, v in running.items())}")
             rollouts["1.0.0"] = {"state": "succeeded", "nodes": [], "skipped": True}
         else:
             rid = start_rollout(api, "1.0.0", [100], {"shadow_readings": 20})
@@ -387,10 +390,14 @@ def run_demo(
             time.sleep(min(5.0, max(0.1, half - time.monotonic())))
             echo(f"  {progress()}")
         echo(f"  {push(api, '1.1.0')}")
-        waves = [int(w) for w in opts.waves.split(",")]
-        rid = start_rollout(api, "1.1.0", waves, {"shadow_readings": 50})
-        echo(f"  rollout {rid}: {MODEL}:1.1.0 in waves {opts.waves} (shadow 50 readings/node)")
-        rollouts["1.1.0"] = follow(api, rid, opts.rollout_timeout_s, echo, progress)
+        if all(v == f"{MODEL}:1.1.0" for v in running.values()):
+            echo("  1.1.0 already active on every node (a rerun): no rollout to make")
+            rollouts["1.1.0"] = {"state": "succeeded", "nodes": [], "skipped": True}
+        else:
+            waves = [int(w) for w in opts.waves.split(",")]
+            rid = start_rollout(api, "1.1.0", waves, {"shadow_readings": 50})
+            echo(f"  rollout {rid}: {MODEL}:1.1.0 in waves {opts.waves} (shadow 50 readings/node)")
+            rollouts["1.1.0"] = follow(api, rid, opts.rollout_timeout_s, echo, progress)
         end = t_start + opts.duration_s
         while time.monotonic() < end and not sim.done.is_set():
             time.sleep(min(5.0, max(0.1, end - time.monotonic())))
