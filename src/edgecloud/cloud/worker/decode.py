@@ -169,6 +169,20 @@ def edge_dead_letter(msg: RawMessage) -> DeadLetterRow:
     return dead_letter(msg, reason, detail, node_id=node_id, event_id=event_id)
 
 
+def _raw_ids(msg: RawMessage) -> dict[str, str | None]:
+    """Best-effort node_id / event_id of an invalid event, so its dead letter can be traced."""
+    try:
+        obj = json.loads(msg.value)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return {}
+    if not isinstance(obj, dict):
+        return {}
+    return {
+        key: str(obj[key])[:255] if obj.get(key) is not None else None
+        for key in ("node_id", "event_id")
+    }
+
+
 def decode(msgs: Sequence[RawMessage], dead_letter_topic: str) -> Decoded:
     out = Decoded()
     events = [m for m in msgs if m.topic != dead_letter_topic]
@@ -193,7 +207,7 @@ def decode(msgs: Sequence[RawMessage], dead_letter_topic: str) -> Decoded:
         try:
             ev = EVENT_ADAPTER.validate_json(msg.value)
         except ValidationError as exc:
-            out.dead_letters.append(dead_letter(msg, _reason(exc), str(exc)))
+            out.dead_letters.append(dead_letter(msg, _reason(exc), str(exc), **_raw_ids(msg)))
             continue
         _accept(out, msg, ev)
     return out
