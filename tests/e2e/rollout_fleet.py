@@ -94,7 +94,9 @@ class Cloud:
                                          files={"bundle": ("b.tar.gz", pack_folder(folder))})  # fmt: skip
         return body
 
-    def rollout(self, model: str, selector: dict[str, str], waves: list[int], **gates: float) -> str:
+    def rollout(
+        self, model: str, selector: dict[str, str], waves: list[int], **gates: float
+    ) -> str:
         body = {"model": model, "selector": selector, "waves": waves, "gates": gates}
         return str(self.call("POST", "/api/v1/rollouts", json=body)["id"])
 
@@ -209,7 +211,9 @@ class Fleet:
 def make_fleet(stack: Infra, tmp: Path) -> Fleet:
     tag = uuid.uuid4().hex[:6]
     db = stack.create_database(f"e_{tag}_cloud")
-    cloud = Cloud(f"http://127.0.0.1:{free_port()}", db, tmp / "registry", tmp / "cloud.log").start()
+    cloud = Cloud(
+        f"http://127.0.0.1:{free_port()}", db, tmp / "registry", tmp / "cloud.log"
+    ).start()
     engine = make_engine(db)
     with Session(engine) as s:
         for scope in ("read", "operate", "admin"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ class ModelHolder:
         self._lock = threading.Lock()
         self._backend: InferenceBackend | None = None
         self._status = ModelStatus("none")
+        self.last_swap_hold_s = 0.0
 
     @property
     def status(self) -> ModelStatus:
@@ -55,10 +57,12 @@ class ModelHolder:
     ) -> InferenceBackend | None:
         """Install ``new`` (None unloads); returns the previous backend, for the caller to close."""
         with self._lock:
+            t0 = time.perf_counter()
             old, self._backend = self._backend, new
             self._status = (
                 ModelStatus("loaded", new.ref, source) if new is not None else ModelStatus("none")
             )
+            self.last_swap_hold_s = time.perf_counter() - t0  # inference blocked this long
         return old
 
     def failed(self, source: str, error: str) -> None:

@@ -59,6 +59,7 @@ class ModelAgent:
                                   settings.node_id)  # fmt: skip
         self.keys = trusted_keys(settings.operator_public_keys)
         self.last_swap_ms: float | None = None
+        self.last_swap_wait_ms: float | None = None
         self._thread = threading.Thread(target=self._run, name="model-agent", daemon=True)
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -174,6 +175,7 @@ class ModelAgent:
         )
         self._save()
         metrics["swap_ms"] = self.last_swap_ms or 0.0
+        metrics["swap_wait_ms"] = self.last_swap_wait_ms or 0.0
         self.report(t, "active", None, metrics)
         return None
 
@@ -245,13 +247,15 @@ class ModelAgent:
         """Install ``new``; ``keep`` (the model replaced) stays loaded as the previous one."""
         t0 = time.perf_counter()
         old = self.holder.swap(new, source=source)
-        self.last_swap_ms = (time.perf_counter() - t0) * 1000.0
+        self.last_swap_wait_ms = (time.perf_counter() - t0) * 1000.0  # incl. the batch in flight
+        self.last_swap_ms = self.holder.last_swap_hold_s * 1000.0  # what inference waited
         if self.previous_backend is not None and self.previous_backend is not keep:
             self.previous_backend.close()
         self.previous_backend = keep
         if old is not None and old is not keep and not isinstance(old, ShadowTap):
             old.close()
-        log.info("model swapped in %.3f ms: %s", self.last_swap_ms, source)
+        log.info("model swapped: inference held %.3f ms, call %.1f ms: %s",
+                 self.last_swap_ms, self.last_swap_wait_ms, source)  # fmt: skip
 
     def _save(self) -> None:
         self.state.save(self.state_path)

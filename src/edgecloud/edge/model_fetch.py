@@ -67,6 +67,8 @@ class CloudClient:
         part = dest.with_suffix(".part")
         have = part.stat().st_size if part.is_file() else 0
         headers = {"Range": f"bytes={have}-", "If-Range": f'"{sha256}"'} if have else {}
+        if have:
+            log.info("resuming the download of %s at byte %d", url, have)
         try:
             with self._http.stream("GET", url, headers=headers) as res:
                 if res.status_code == 200:
