@@ -46,14 +46,22 @@ class Cloud:
 
     def start(self) -> Cloud:
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDGECLOUD_")}
-        env.update({"EDGECLOUD_DATABASE_URL": self.db_url, "EDGECLOUD_REGISTRY_DIR": str(self.store),
-                    "EDGECLOUD_ROLLOUT_TICK_S": "0.2", "EDGECLOUD_LOG_FORMAT": "json"})  # fmt: skip
+        env.update(
+            {
+                "EDGECLOUD_DATABASE_URL": self.db_url,
+                "EDGECLOUD_REGISTRY_DIR": str(self.store),
+                "EDGECLOUD_ROLLOUT_TICK_S": "0.2",
+                "EDGECLOUD_LOG_FORMAT": "json",
+            }
+        )
         port = self.url.rsplit(":", 1)[1]
         self.log_file = self.log.open("ab")
         self.proc = subprocess.Popen(
             [*cli(), "cloud", "api", "--port", port, "--no-access-log"],
-            env=env, stdout=self.log_file, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            env=env,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -84,14 +92,20 @@ class Cloud:
             self.log_file = None
 
     def call(self, method: str, path: str, scope: str = "operate", **kw: Any) -> Any:
-        res = httpx.request(method, self.url + path, timeout=30,
-                            headers={"Authorization": f"Bearer {self.tokens[scope]}"}, **kw)  # fmt: skip
+        res = httpx.request(
+            method,
+            self.url + path,
+            timeout=30,
+            headers={"Authorization": f"Bearer {self.tokens[scope]}"},
+            **kw,
+        )
         assert res.status_code < 300, res.text
         return res.json()
 
     def push(self, folder: Path) -> dict[str, Any]:
-        body: dict[str, Any] = self.call("POST", "/api/v1/models",
-                                         files={"bundle": ("b.tar.gz", pack_folder(folder))})  # fmt: skip
+        body: dict[str, Any] = self.call(
+            "POST", "/api/v1/models", files={"bundle": ("b.tar.gz", pack_folder(folder))}
+        )
         return body
 
     def rollout(
@@ -119,8 +133,9 @@ class Devices:
 
     def __init__(self, stack: Infra, devices: list[str], period_s: float = 0.05) -> None:
         user, pw = stack.mqtt_account("admin")
-        self.pub = Publisher(MqttConfig(host=stack.mqtt_host, port=stack.mqtt_port,
-                                        username=user, password=pw))  # fmt: skip
+        self.pub = Publisher(
+            MqttConfig(host=stack.mqtt_host, port=stack.mqtt_port, username=user, password=pw)
+        )
         self.devices = devices
         self.period_s = period_s
         self.stop_event = threading.Event()
@@ -136,8 +151,11 @@ class Devices:
         while not self.stop_event.is_set():
             seq += 1
             for i, d in enumerate(self.devices):
-                values = {"temperature": 60.0 + (seq + i) % 30, "vibration_rms": 0.3 + (seq % 7) / 10,
-                          "pressure": 3.0 + (seq % 5) / 10}  # fmt: skip
+                values = {
+                    "temperature": 60.0 + (seq + i) % 30,
+                    "vibration_rms": 0.3 + (seq % 7) / 10,
+                    "pressure": 3.0 + (seq % 5) / 10,
+                }
                 body = {"device_id": d, "seq": seq, "ts": time.time(), "values": values}
                 self.pub.publish(f"devices/{d}/telemetry", json.dumps(body))
             self.stop_event.wait(self.period_s)
@@ -182,10 +200,16 @@ class Fleet:
             "EDGECLOUD_HEARTBEAT_INTERVAL_S": "2",
             "EDGECLOUD_BATCH_WINDOW_MS": "5",
         }
-        agent = AgentProcess(node_id=node_id, database_url=db_url, mqtt_url=self.stack.mqtt_url,
-                             mqtt_username=user, mqtt_password=pw,
-                             log_path=self.tmp / "logs" / f"{node_id}-{uuid.uuid4().hex[:4]}.log",
-                             model=str(model) if model else None, extra_env=env)  # fmt: skip
+        agent = AgentProcess(
+            node_id=node_id,
+            database_url=db_url,
+            mqtt_url=self.stack.mqtt_url,
+            mqtt_username=user,
+            mqtt_password=pw,
+            log_path=self.tmp / "logs" / f"{node_id}-{uuid.uuid4().hex[:4]}.log",
+            model=str(model) if model else None,
+            extra_env=env,
+        )
         agent.database_url = db_url  # type: ignore[attr-defined]
         self.agents[node_id] = agent.start()
         return agent

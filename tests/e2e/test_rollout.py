@@ -106,8 +106,9 @@ def test_tampered_artifact_and_untrusted_key_are_refused(fleet: Fleet, tmp_path:
     assert "refused" in final["detail"] and "sha256" in final["detail"]
 
     other = generate_key()  # registered in the cloud, but not trusted by the nodes
-    fleet.cloud.call("POST", "/api/v1/operator-keys", "admin",
-                     json={"public_key": public_key_b64(other)})  # fmt: skip
+    fleet.cloud.call(
+        "POST", "/api/v1/operator-keys", "admin", json={"public_key": public_key_b64(other)}
+    )
     fleet.cloud.push(linear_bundle(tmp_path / "k2", "1.4.0", other))
     rid = fleet.cloud.rollout("press-linear:1.4.0", everyone(fleet), [20, 100], **GOOD)
     final = fleet.cloud.wait_final(rid, 60)
@@ -121,8 +122,9 @@ def test_offline_node_catches_up(fleet: Fleet, tmp_path: Path) -> None:
     agent = fleet.agents[last]
     assert agent.stop() == 0
     push(fleet, tmp_path, "1.5.0", weights=(0.05, 2.05, 0.1))
-    rid = fleet.cloud.rollout("press-linear:1.5.0", everyone(fleet), [40, 100],
-                              **GOOD, offline_after_s=3)  # fmt: skip
+    rid = fleet.cloud.rollout(
+        "press-linear:1.5.0", everyone(fleet), [40, 100], **GOOD, offline_after_s=3
+    )
     final = fleet.cloud.wait_final(rid, 120)
     assert final["state"] == "succeeded"
     by_node = {n["node_id"]: n["status"] for n in final["nodes"]}
@@ -141,8 +143,9 @@ def test_kill_9_mid_rollout_old_model_keeps_serving(fleet: Fleet, tmp_path: Path
     node = nodes(fleet)[0]
     push(fleet, tmp_path, "1.6.0", weights=(0.05, 2.02, 0.1))
     gates = {**GOOD, "shadow_readings": 400}  # a long shadow: the kill lands in it
-    rid = fleet.cloud.rollout("press-linear:1.6.0", {"site": "s1", "fleet": fleet.tag}, [100],
-                              **gates)  # fmt: skip
+    rid = fleet.cloud.rollout(
+        "press-linear:1.6.0", {"site": "s1", "fleet": fleet.tag}, [100], **gates
+    )
     deadline = time.monotonic() + 60
     while fleet.cloud.status(rid)["nodes"][0]["status"] != "loaded":
         assert time.monotonic() < deadline
@@ -168,8 +171,14 @@ def test_kill_9_mid_rollout_old_model_keeps_serving(fleet: Fleet, tmp_path: Path
 
 def test_two_onnx_signatures_one_stateful(fleet: Fleet, tmp_path: Path) -> None:
     fleet.cloud.push(stateful_bundle(tmp_path / "st", "1.0.0", fleet.key))
-    rid = fleet.cloud.rollout("press-stateful:1.0.0", everyone(fleet), [50, 100],
-                              shadow_readings=40, min_agreement=0.0, max_score_drift=1.0)  # fmt: skip
+    rid = fleet.cloud.rollout(
+        "press-stateful:1.0.0",
+        everyone(fleet),
+        [50, 100],
+        shadow_readings=40,
+        min_agreement=0.0,
+        max_score_drift=1.0,
+    )
     final = fleet.cloud.wait_final(rid, 120)
     assert final["state"] == "succeeded", final
     assert serving(fleet) == ["press-stateful:1.0.0"] * 5

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
@@ -33,18 +34,19 @@ _TICK_LOCK = 0x726F_6C6C_6F75  # "rollou": advisory lock id of the rollout engin
 
 
 class Notifier:
-    """Wakes coroutines waiting for a change (desired state of some node)."""
+    """Wakes the coroutines waiting on one node's desired state (or on all of them)."""
 
     def __init__(self) -> None:
-        self._event = asyncio.Event()
+        self._events: dict[str, asyncio.Event] = {}
 
-    def pulse(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
+    def pulse(self, nodes: set[str] | None = None) -> None:
+        for node in list(self._events) if nodes is None else nodes & self._events.keys():
+            self._events.pop(node).set()
 
-    async def wait(self, timeout: float) -> None:
+    async def wait(self, node: str, timeout: float) -> None:
+        event = self._events.setdefault(node, asyncio.Event())
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout)
+            await asyncio.wait_for(event.wait(), timeout)
 
 
 @dataclass
@@ -92,14 +94,15 @@ class ModelsRuntime:
                 await asyncio.sleep(self.settings.rollout_tick_s)
                 continue
             if res.changed_nodes:
-                self.desired_changed.pulse()
+                self.desired_changed.pulse(res.changed_nodes)
             for rid in sorted(res.changed_rollouts):
                 log.info("rollout %s advanced", rid, extra={"rollout_id": rid})
 
-    def changed(self) -> None:
-        """Something happened (a report, an operator action): tick soon, wake pollers."""
+    def changed(self, nodes: Collection[str] = ()) -> None:
+        """Something happened: tick soon, and wake the pollers of ``nodes``."""
         self.wake.set()
-        self.desired_changed.pulse()
+        if nodes:
+            self.desired_changed.pulse(set(nodes))
 
 
 async def start(database_url: str, settings: RegistrySettings | None = None) -> ModelsRuntime:

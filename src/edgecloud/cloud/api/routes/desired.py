@@ -30,7 +30,7 @@ from edgecloud.cloud.rollouts.runtime import ModelsRuntime
 from edgecloud.core.events import ModelStatusEvent
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["desired"])
-RECHECK_S = 1.0
+RECHECK_S = 5.0  # re-read even unwoken: another API replica may have changed it
 
 
 def _own(principal: Principal, node_id: str) -> None:
@@ -62,7 +62,7 @@ async def get_desired(
         left = deadline - time.monotonic()
         if left <= 0:
             return Response(status_code=304, headers={"ETag": etag})
-        await rt.desired_changed.wait(min(left, RECHECK_S))
+        await rt.desired_changed.wait(node_id, min(left, RECHECK_S))
         if await request.is_disconnected():
             return Response(status_code=304, headers={"ETag": etag})
 
@@ -109,5 +109,5 @@ async def post_model_status(
     if event.node_id != node_id:
         raise ApiError(400, "node_mismatch", f"event is from {event.node_id!r}, path {node_id!r}")
     new = await in_thread(_store_status, rt, event)
-    rt.changed()
+    rt.changed()  # the engine looks at the report soon; no node's desired state changed yet
     return {"event_id": str(event.event_id), "stored": new}

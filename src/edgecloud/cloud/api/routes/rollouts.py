@@ -96,7 +96,7 @@ async def start_rollout(who: OperateScope, rt: RuntimeDep, body: RolloutIn) -> R
         out = await in_thread(run)
     except engine.RolloutError as exc:
         raise _engine_error(exc) from exc
-    rt.changed()
+    rt.changed({n.node_id for n in out.nodes if n.status != "pending"})
     return out
 
 
@@ -129,14 +129,14 @@ async def steer_rollout(
     rollout_id: str,
     action: Literal["pause", "resume", "abort"],
 ) -> RolloutDetail:
-    def run() -> RolloutDetail:
+    def run() -> tuple[RolloutDetail, set[str]]:
         with rt.session() as session:
-            ro, _changed = engine.steer(session, rollout_id, action)
-            return _detail(session, ro)
+            ro, changed = engine.steer(session, rollout_id, action)
+            return _detail(session, ro), changed
 
     try:
-        out = await in_thread(run)
+        out, changed = await in_thread(run)
     except engine.RolloutError as exc:
         raise _engine_error(exc) from exc
-    rt.changed()
+    rt.changed(changed)
     return out
