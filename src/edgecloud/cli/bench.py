@@ -209,3 +209,27 @@ def e2e(
     )  # fmt: skip
     result.write(json_file)
     typer.echo(json.dumps(result.model_dump(exclude={"extra"}), indent=2))
+
+
+@app.command("rollout")
+def rollout(
+    nodes: Annotated[int, typer.Option(min=1, help="simulated nodes (plus one real agent)")] = 50,
+    waves: Annotated[str, typer.Option(help="cumulative wave percentages")] = "10,50,100",
+    test_stack: Annotated[
+        bool, typer.Option("--test-stack", help="use the test stack instead of the dev stack")
+    ] = False,
+    json_file: Annotated[Path | None, typer.Option("--json", help="write the result here")] = None,
+) -> None:
+    """One model to N simulated nodes + one real agent: time to all active, cloud CPU/RSS,
+    the real agent's swap pause (issue 6; see docs/rollouts.md)."""
+    import json
+
+    from edgecloud.bench import rollout as bench_rollout
+    from edgecloud.dev.stack import DEV_PORTS, TEST_PORTS, default_state_dir, ensure_infra
+
+    kind = "test" if test_stack else "dev"
+    infra = ensure_infra(default_state_dir(kind), TEST_PORTS if test_stack else DEV_PORTS)
+    wave_list = tuple(int(w) for w in waves.split(","))
+    result = bench_rollout.run(infra, nodes=nodes, waves=wave_list)
+    result.write(json_file)
+    typer.echo(json.dumps(result.model_dump(), indent=2))
