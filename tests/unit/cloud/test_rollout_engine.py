@@ -32,11 +32,27 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     with Session(eng) as s:
         for i, n in enumerate(NODES):
             site = "a" if i < 8 else "b"
-            s.add(Node(node_id=n, labels={"site": site}, last_heartbeat=now,
-                       active_models=[{"name": "m", "version": "1.0.0"}]))  # fmt: skip
+            s.add(
+                Node(
+                    node_id=n,
+                    labels={"site": site},
+                    last_heartbeat=now,
+                    active_models=[{"name": "m", "version": "1.0.0"}],
+                )
+            )
         for v in ("1.0.0", "2.0.0"):
-            s.add(ModelVersion(name="m", version=v, runtime="onnx", artifact_sha256="a" * 64,
-                               artifact_size=1, key_id="k", manifest={}, signature={}))  # fmt: skip
+            s.add(
+                ModelVersion(
+                    name="m",
+                    version=v,
+                    runtime="onnx",
+                    artifact_sha256="a" * 64,
+                    artifact_size=1,
+                    key_id="k",
+                    manifest={},
+                    signature={},
+                )
+            )
         s.commit()
     yield eng
     eng.dispose()
@@ -44,9 +60,19 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 
 def report(eng: Engine, rid: str, node: str, phase: str, **metrics: float) -> None:
     with Session(eng) as s:
-        s.add(ModelStatus(event_id=uuid.uuid4(), node_id=node, rollout_id=rid, model="m",
-                          version="2.0.0", phase=phase, detail=f"{phase} detail",
-                          ts=datetime.now(UTC), data={"metrics": metrics}))  # fmt: skip
+        s.add(
+            ModelStatus(
+                event_id=uuid.uuid4(),
+                node_id=node,
+                rollout_id=rid,
+                model="m",
+                version="2.0.0",
+                phase=phase,
+                detail=f"{phase} detail",
+                ts=datetime.now(UTC),
+                data={"metrics": metrics},
+            )
+        )
         s.commit()
 
 
@@ -69,8 +95,15 @@ def state(eng: Engine, rid: str) -> tuple[str, int, dict[str, str]]:
 
 def start(eng: Engine, selector: dict[str, str] | None = None, **gates: float) -> str:
     with Session(eng) as s:
-        ro = ro_engine.start(s, "m", "2.0.0", selector or {"site": "a"}, [25, 50, 100],
-                             Gates.model_validate(gates), "test")  # fmt: skip
+        ro = ro_engine.start(
+            s,
+            "m",
+            "2.0.0",
+            selector or {"site": "a"},
+            [25, 50, 100],
+            Gates.model_validate(gates),
+            "test",
+        )
         return ro.id
 
 
@@ -90,7 +123,9 @@ def test_verdicts() -> None:
     g = Gates(min_agreement=0.9, max_score_drift=0.1, max_latency_ms=50)
     assert verdict(NodeView("active", None, {"agreement": 0.95}, True), g) == ("pass", None)
     assert verdict(NodeView("shadow", None, {"agreement": 0.5}, True), g) == (
-        "fail", "gate agreement: 0.5 (limit 0.9)")  # fmt: skip
+        "fail",
+        "gate agreement: 0.5 (limit 0.9)",
+    )
     assert verdict(NodeView("active", None, {"score_drift": -0.2}, True), g)[0] == "fail"
     assert verdict(NodeView("refused", "bad sig", {}, True), g) == ("fail", "refused: bad sig")
     assert verdict(NodeView("downloading", None, {}, True), g) == ("wait", None)
@@ -101,8 +136,11 @@ def test_full_rollout_across_waves(engine: Engine) -> None:
     rid = start(engine)
     for n in NODES:
         poll(engine, n)
-    assert state(engine, rid) == ("running", 0, {**{n: "pending" for n in NODES[2:8]},
-                                                  "n1": "assigned", "n2": "assigned"})  # fmt: skip
+    assert state(engine, rid) == (
+        "running",
+        0,
+        {**{n: "pending" for n in NODES[2:8]}, "n1": "assigned", "n2": "assigned"},
+    )
     assert poll(engine, "n1")["model"]["version"] == "2.0.0"  # type: ignore[index]
     assert poll(engine, "n3")["model"] is None
     for wave in ([0, 1], [2, 3], [4, 5, 6, 7]):
@@ -127,8 +165,13 @@ def test_failing_gate_rolls_the_wave_back_and_stops(engine: Engine) -> None:
     tick(engine, rid)
     st, wave, nodes = state(engine, rid)
     assert (st, wave) == ("failed", 1)
-    assert nodes == {"n1": "active", "n2": "active", "n3": "rolled_back", "n4": "rolled_back",
-                     **{n: "pending" for n in NODES[4:8]}}  # fmt: skip
+    assert nodes == {
+        "n1": "active",
+        "n2": "active",
+        "n3": "rolled_back",
+        "n4": "rolled_back",
+        **{n: "pending" for n in NODES[4:8]},
+    }
     assert [desired_version(engine, n) for n in NODES[:8]] == ["2.0.0"] * 2 + ["1.0.0"] * 2 + [
         None
     ] * 4
