@@ -173,13 +173,14 @@ class Agent:
     def _own(self, msgs: Sequence[InboundMessage]) -> Sequence[InboundMessage]:
         """Keep this node's devices (``device_shard``); ack and count the others."""
         shard, shards = self._shard or (1, 1)
-        mine = []
+        mine, foreign = [], []
         for m in msgs:
             device = telemetry_device(m.topic)
             if device is None or device_shard(device, shards) == shard:
                 mine.append(m)
             else:
-                m.ack()
+                foreign.append(m)
+        self.subscriber.ack_all(foreign)
         if len(mine) < len(msgs):
             self.counters.add(foreign=len(msgs) - len(mine))
         return mine
@@ -280,8 +281,7 @@ class Agent:
     def _commit(self, msgs: Sequence[InboundMessage], plan: Plan, t0: float) -> None:
         written = self._retry(lambda: self.store.write(plan))
         committed = time.time()
-        for m in msgs:
-            m.ack()
+        self.subscriber.ack_all(msgs)
         for a in plan.accepted:
             self._in_flight.pop((a.reading.device_id, a.reading.seq), None)
         self._count(msgs, plan, written.inserted)
