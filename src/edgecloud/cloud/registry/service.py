@@ -5,12 +5,15 @@ Blocking (database and file I/O): routes call these through ``in_thread``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlmodel import Session, col, select
 
@@ -32,12 +35,32 @@ class Conflict(ValidationFailed):
     """The (name, version) is registered already with other content."""
 
 
-def add_key(session: Session, public_key: str, name: str = "") -> OperatorKey:
-    """Register (or re-enable) an operator public key; idempotent."""
+def _key_from_text(text: str) -> Ed25519PublicKey:
+    """Base64 of the 32 raw bytes, or PEM: never a path (the text comes from a request)."""
+    text = text.strip()
     try:
-        key = parse_public_key(public_key.strip())
-    except (SignatureError, ValueError) as exc:
+        if text.startswith("-----BEGIN"):
+            return parse_public_key(text.encode())
+        raw = base64.b64decode(text, validate=True)
+    except (SignatureError, ValueError, TypeError, binascii.Error, UnsupportedAlgorithm) as exc:
         raise ValidationFailed("bad_key", f"not an ed25519 public key: {exc}") from exc
+    if len(raw) != 32:
+        raise ValidationFailed("bad_key", f"an ed25519 public key is 32 bytes, not {len(raw)}")
+    return parse_public_key(raw)
+
+
+def add_key(
+    session: Session, public_key: str, name: str = "", *, allow_path: bool = False
+) -> OperatorKey:
+    """Register (or re-enable) an operator public key; idempotent. ``allow_path``: the text
+    may also name a key file (operator settings only, never request bodies)."""
+    if allow_path:
+        try:
+            key = parse_public_key(public_key.strip())
+        except (SignatureError, ValueError, OSError) as exc:
+            raise ValidationFailed("bad_key", f"not an ed25519 public key: {exc}") from exc
+    else:
+        key = _key_from_text(public_key)
     kid = key_id(key)
     row = session.get(OperatorKey, kid)
     if row is None:

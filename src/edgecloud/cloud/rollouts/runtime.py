@@ -116,7 +116,7 @@ async def start(database_url: str, settings: RegistrySettings | None = None) -> 
         def trust() -> None:
             with Session(engine) as session:
                 for key in keys:
-                    service.add_key(session, key, "EDGECLOUD_OPERATOR_PUBLIC_KEYS")
+                    service.add_key(session, key, "EDGECLOUD_OPERATOR_PUBLIC_KEYS", allow_path=True)
 
         await run_in_threadpool(trust)
     if settings.rollout_engine:
