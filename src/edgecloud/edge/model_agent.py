@@ -122,7 +122,9 @@ class ModelAgent:
         if st.previous is not None and (st.previous.name, st.previous.version) == key:
             self._back_to_previous(target)
             return
-        if target["artifact_sha256"] in st.refused:
+        if target["artifact_sha256"] in st.refused:  # not retried: tell this rollout at once
+            phase, _, why = st.refused[target["artifact_sha256"]].partition(": ")
+            self.report(target, phase, why, {})
             return
         self.install(target)
 
