@@ -161,3 +161,101 @@ def test_device_id_from_topic() -> None:
 
 def test_deeply_nested_json_is_bad_json_not_a_crash() -> None:
     assert reason(TOPIC, b"[" * 100_000 + b"]" * 100_000, max_bytes=10**6) == "bad_json"
+
+
+# --- the hand-written fast path equals the pydantic reference ------------------------------
+
+
+def _outcome(fn: Any, topic: str | None, payload: bytes) -> Any:
+    """A comparable outcome: (reason, detail), or the reading's fields with value types."""
+    try:
+        r = fn(topic, payload)
+    except InvalidReading as exc:
+        return ("invalid", exc.reason, exc.detail)
+
+    def typed(v: Any) -> Any:
+        return [typed(x) for x in v] if isinstance(v, list) else (type(v).__name__, v)
+
+    values = [(k, typed(v)) for k, v in r.values.items()]
+    fields = sorted(r.model_fields_set)
+    return ("ok", r.device_id, type(r.seq).__name__, r.seq, r.ts, r.ts.tzinfo, values, fields)
+
+
+def _corpus() -> list[tuple[str | None, bytes]]:
+    import random
+
+    odd: list[Any] = [
+        None, True, False, 0, -1, 1.5, 2**63 - 1, 2**63, -(2**63), 10**400, 1e308, "x", "",
+        [], [1], [1, True], [1.0, None], {}, {"a": 1}, [[1]], "press-07\n", "a" * 64, "a" * 65,
+        "bad id", "é", 0.0, -0.0, 3, [0] * 3, list(range(5)),
+    ]  # fmt: skip
+    names = ["t", "a.b:c_d-e", "", "x" * 64, "x" * 65, "bad name", "ü", "t\n", "1"]
+    good = [
+        GOOD,
+        {**GOOD, "ts": 1764000000},
+        {**GOOD, "ts": 1764000000.25, "extra": [1, 2]},
+        {**GOOD, "ts": "2026-11-22T10:00:00+02:00", "seq": 0},
+        {**GOOD, "seq": 2**63 - 1, "values": {"n": 10**300, "m": -5}},
+        {**GOOD, "values": {f"v{i}": i * 0.5 for i in range(1024)}},
+        {**GOOD, "values": {"audio": [0.5] * 65_536}},
+    ]
+    payloads: list[bytes] = [json.dumps(g).encode() for g in good]
+    rng = random.Random(20261122)
+    for _ in range(3000):
+        data = json.loads(json.dumps(rng.choice(good[:5])))
+        if rng.random() < 0.4:  # still valid: other numbers, arrays, names
+            for name in rng.sample(["t", "a.b:c_d-e", "x" * 64, "1", "temperature"], 3):
+                data["values"][name] = rng.choice([
+                    rng.uniform(-1e6, 1e6), rng.randint(-(2**62), 2**62), rng.random() * 1e-300,
+                    [rng.gauss(0, 1) for _ in range(rng.randint(1, 20))], [rng.randint(0, 9)],
+                ])  # fmt: skip
+            payloads.append(json.dumps(data).encode())
+            continue
+        for _ in range(rng.randint(1, 3)):
+            field = rng.choice(["device_id", "seq", "ts", "values", "values", "values"])
+            roll = rng.random()
+            if roll < 0.15:
+                data.pop(field, None)
+            elif field == "values" and isinstance(data.get("values"), dict) and roll < 0.8:
+                vals = data["values"]
+                if vals and rng.random() < 0.5:
+                    vals[rng.choice(list(vals))] = rng.choice(odd)
+                elif rng.random() < 0.5:
+                    vals[rng.choice(names)] = rng.choice(odd)
+                else:
+                    vals.clear()
+            else:
+                data[field] = rng.choice(odd)
+        text = json.dumps(data, allow_nan=True)
+        if rng.random() < 0.1:
+            text = text.replace("0.41", rng.choice(["NaN", "Infinity", "-Infinity", "1e400"]))
+        payloads.append(text.encode())
+    payloads += [b"\xef\xbb\xbf" + payloads[0], b"\xff", b"[]", b"{", b"", b"{}", b"1e400"]
+    out: list[tuple[str | None, bytes]] = []
+    for i, p in enumerate(payloads):
+        topic = [TOPIC, None, TOPIC, TOPIC, "devices/other/telemetry", "nope"][i % 11 % 6]
+        out.append((topic, p))
+    return out
+
+
+def test_fast_path_equals_the_pydantic_reference() -> None:
+    from edgecloud.core.readings import parse_reading_reference
+
+    corpus = _corpus()
+    outcomes = [(_outcome(parse_reading, t, p), _outcome(parse_reading_reference, t, p))
+                for t, p in corpus]  # fmt: skip
+    for (topic, payload), (fast, ref) in zip(corpus, outcomes, strict=True):
+        assert fast == ref, (topic, payload[:300])
+        if fast[0] == "ok":
+            assert parse_reading(topic, payload) == parse_reading_reference(topic, payload)
+    # the corpus has both kinds, and many reasons
+    assert sum(f[0] == "ok" for f, _ in outcomes) > 300
+    assert len({f[1] for f, _ in outcomes if f[0] == "invalid"}) >= 8
+
+
+def test_fast_path_takes_the_common_shape() -> None:
+    from edgecloud.core.readings import _fast_reading
+
+    ts = datetime(2026, 11, 22, 10, tzinfo=UTC)
+    assert _fast_reading(json.loads(body()), ts) is not None
+    assert _fast_reading(json.loads(body(seq=True)), ts) is None  # bool is not a strict int

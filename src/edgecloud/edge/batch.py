@@ -29,6 +29,8 @@ from edgecloud.core.events import InferenceResult
 from edgecloud.core.readings import Reading, parse_reading
 
 Key = tuple[str, int]
+# json.dumps with a keyword builds an encoder on every call; the same encoder, made once
+_VALUES_JSON = json.JSONEncoder(separators=(",", ":")).encode
 Lookup = Callable[[Sequence[Key]], Mapping[Key, tuple[datetime, dict[str, Any]]]]
 
 
@@ -146,6 +148,6 @@ def classify(
             plan.out_of_order += 1
         else:
             batch_last[device] = seq
-        acc.values_json = json.dumps(acc.reading.values, separators=(",", ":"))
+        acc.values_json = _VALUES_JSON(acc.reading.values)
         plan.accepted.append(acc)
     return plan
