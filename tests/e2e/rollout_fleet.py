@@ -176,6 +176,7 @@ class Fleet:
     agents: dict[str, AgentProcess] = field(default_factory=dict)
     node_tokens: dict[str, str] = field(default_factory=dict)
     trusted: str = ""
+    databases: list[str] = field(default_factory=list)
 
     def add_node(self, node_id: str, labels: dict[str, str], model: Path | None) -> AgentProcess:
         engine = make_engine(self.cloud.db_url)
@@ -184,7 +185,9 @@ class Fleet:
             s.commit()
             self.node_tokens[node_id], _ = auth.create_token(s, "node", node_id, node_id)
         engine.dispose()
-        db = self.stack.create_database(f"e_{self.tag}_{node_id.replace('-', '_')}")
+        name = f"e_{self.tag}_{node_id.replace('-', '_')}"
+        self.databases.append(name)
+        db = self.stack.create_database(name)
         return self.start_agent(node_id, db, model)
 
     def start_agent(self, node_id: str, db_url: str, model: Path | None) -> AgentProcess:
@@ -230,6 +233,8 @@ class Fleet:
         for a in self.agents.values():
             a.stop()
         self.cloud.stop()
+        for name in self.databases:
+            self.stack.drop_database(name)
 
 
 def make_fleet(stack: Infra, tmp: Path) -> Fleet:
@@ -245,4 +250,4 @@ def make_fleet(stack: Infra, tmp: Path) -> Fleet:
     engine.dispose()
     key = generate_key()
     cloud.call("POST", "/api/v1/operator-keys", "admin", json={"public_key": public_key_b64(key)})
-    return Fleet(stack, cloud, tmp, key, tag)
+    return Fleet(stack, cloud, tmp, key, tag, databases=[f"e_{tag}_cloud"])

@@ -249,6 +249,8 @@ def run(infra: Infra, nodes: int = 50, waves: tuple[int, ...] = (10, 50, 100)) -
         cloud.terminate()
         cloud.wait(20)
         log.close()
+        for name in (f"bench_rollout_{tag}", f"bench_rollout_{tag}_edge"):
+            infra.drop_database(name)
 
 
 async def _rollout(
