@@ -225,8 +225,9 @@ def test_offline_node_does_not_block_and_timeout_fails(engine: Engine) -> None:
         rn = s.get(RolloutNode, (rid, "n2"))
         assert rn is not None
         ro = ro_engine._lock(s, rid)
-        ro.wave_started_at = datetime.now(UTC) - timedelta(seconds=5)
+        ro.wave_started_at = rn.updated_at = datetime.now(UTC) - timedelta(seconds=5)
         s.add(ro)
+        s.add(rn)
         s.commit()
     tick(engine, rid)
     assert state(engine, rid)[1] == 1  # advanced without n2

@@ -171,11 +171,16 @@ def _finish(ro: Rollout, state: str, detail: str | None) -> None:
     ro.updated_at = ro.finished_at = utcnow()
 
 
-def _online(session: Session, node_id: str, gates: Gates, since: datetime, now: datetime) -> bool:
-    desired = session.get(NodeDesired, node_id)
-    seen = aware_utc(desired.last_poll_at) if desired and desired.last_poll_at else None
-    seen = max(seen, since) if seen else since
-    return now - seen <= timedelta(seconds=gates.offline_after_s)
+def _online(
+    session: Session, rn: RolloutNode, gates: Gates, since: datetime, now: datetime
+) -> bool:
+    """Seen lately: a desired-state poll (touched at the start and end of each long-poll), a
+    report for this rollout, or the wave's start (a node gets ``offline_after_s`` to show up)."""
+    desired = session.get(NodeDesired, rn.node_id)
+    seen = [since, aware_utc(rn.updated_at)]
+    if desired is not None and desired.last_poll_at is not None:
+        seen.append(aware_utc(desired.last_poll_at))
+    return now - max(seen) <= timedelta(seconds=gates.offline_after_s)
 
 
 def advance(session: Session, rollout_id: str) -> TickResult:
@@ -196,7 +201,7 @@ def advance(session: Session, rollout_id: str) -> TickResult:
     started = aware_utc(ro.wave_started_at) if ro.wave_started_at else now
     wave = [rn for rn in rows if rn.wave == ro.current_wave]
     verdicts = {
-        rn.node_id: verdict(_view(rn, _online(session, rn.node_id, gates, started, now)), gates)
+        rn.node_id: verdict(_view(rn, _online(session, rn, gates, started, now)), gates)
         for rn in wave
     }
     failures = [f"{n}: {why}" for n, (v, why) in sorted(verdicts.items()) if v == "fail"]

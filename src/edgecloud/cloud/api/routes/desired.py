@@ -61,6 +61,8 @@ async def get_desired(
             return JSONResponse(body, headers={"ETag": etag, "Cache-Control": "no-cache"})
         left = deadline - time.monotonic()
         if left <= 0:
+            if wait >= 1:  # the node waited all along: it is online (see engine._online)
+                await in_thread(_desired, rt, node_id, True)
             return Response(status_code=304, headers={"ETag": etag})
         await rt.desired_changed.wait(node_id, min(left, RECHECK_S))
         if await request.is_disconnected():
