@@ -79,6 +79,40 @@ class StoredReading:
     inference_json: str | None
 
 
+_NULL = "\\N"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_field(text: str) -> str:
+    """A value in COPY's text format (backslash, tab, newline, CR escaped)."""
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(_COPY_ESCAPES)
+    return text
+
+
+def copy_text(accepted: Sequence[Accepted], batch_id: int) -> str:
+    """The batch's rows (``COLUMNS``) in COPY's text format: one string, one write.
+
+    ``copy.write_row`` adapts each value of each row in Python (about 10 us a row here); these
+    values are few and simple. ``device_id`` matches ID_PATTERN (nothing to escape); the
+    ``values`` and ``inference`` JSON are escaped; NULL is ``\\N``.
+    """
+    lines = []
+    for a in accepted:
+        r, inf = a.reading, a.inference
+        inf_json = _NULL if a.inference_json is None else _copy_field(a.inference_json)
+        if inf is None:
+            tail = f"{inf_json}\t{_NULL}\t{_NULL}"
+        else:
+            score = _NULL if inf.score is None else repr(float(inf.score))
+            tail = f"{inf_json}\t{'t' if inf.anomaly else 'f'}\t{score}"
+        lines.append(
+            f"{r.device_id}\t{r.seq}\t{r.ts.isoformat()}\t{ts_of(a.received_at).isoformat()}\t"
+            f"{_copy_field(a.values_json)}\t{tail}\t{batch_id}\n"
+        )
+    return "".join(lines)
+
+
 def row_tuple(a: Accepted, batch_id: int) -> tuple[Any, ...]:
     inf = a.inference
     return (
@@ -169,10 +203,10 @@ class Store:
         with self.engine.begin() as conn:
             if plan.accepted:
                 batch_id = self.next_batch_id()
-                rows = [row_tuple(a, batch_id) for a in plan.accepted]
                 if self.is_postgres:
-                    inserted = self._write_pg(conn, batch_id, rows, plan.accepted, staged)
+                    inserted = self._write_pg(conn, batch_id, plan.accepted, staged)
                 else:
+                    rows = [row_tuple(a, batch_id) for a in plan.accepted]
                     conn.execute(
                         OUTBOX.insert().values(
                             batch_id=batch_id, created_at=sa.func.now(), readings=len(rows)
@@ -188,7 +222,6 @@ class Store:
         self,
         conn: Connection,
         batch_id: int,
-        rows: list[tuple[Any, ...]],
         accepted: list[Accepted],
         staged: bool,
     ) -> int:
@@ -198,9 +231,8 @@ class Store:
             if staged:
                 cur.execute(STAGE_DDL)
             with cur.copy(STAGE_COPY if staged else COPY_SQL) as copy:
-                for row in rows:
-                    copy.write_row(row)
-            inserted = len(rows)
+                copy.write(copy_text(accepted, batch_id))
+            inserted = len(accepted)
             if staged:
                 cur.execute(STAGE_MERGE)
                 inserted = cur.rowcount
@@ -208,7 +240,7 @@ class Store:
             devs = list(agg)
             cur.execute(
                 OUTBOX_AND_DEVICES_PG,
-                (batch_id, len(rows), devs, [agg[d][0] for d in devs],
+                (batch_id, len(accepted), devs, [agg[d][0] for d in devs],
                  [ts_of(agg[d][1]) for d in devs], [agg[d][2] for d in devs]),
             )  # fmt: skip
         return inserted
