@@ -15,6 +15,8 @@ have mosquitto_pub || need+=(mosquitto-clients)
 have kcat || need+=(kcat)
 have mvn || need+=(maven)
 have setpriv || need+=(util-linux)
+# the dashboard test drives a real headless browser
+{ have chromium || have chromium-browser; } || need+=(chromium)
 java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }
 if ! have java || [ "$(java_major)" -lt 17 ]; then
   need+=(default-jdk-headless)

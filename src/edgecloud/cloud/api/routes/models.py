@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import tempfile
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path as FsPath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Request, Response, Security, UploadFile
+from fastapi import APIRouter, Depends, File, Path, Query, Request, Response, Security, UploadFile
 from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -34,6 +34,7 @@ from edgecloud.cloud.registry import service
 from edgecloud.cloud.registry.tables import ModelVersion, OperatorKey
 from edgecloud.cloud.rollouts.runtime import ModelsRuntime
 from edgecloud.core.errors import ValidationFailed
+from edgecloud.core.manifest import NAME_PATTERN, VERSION_PATTERN
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
 keys_router = APIRouter(prefix="/api/v1/operator-keys", tags=["models"])
@@ -83,7 +84,7 @@ def _out(row: ModelVersion, cls: type[ModelOut] = ModelOut) -> Any:
     return cls.model_validate(row, from_attributes=True)
 
 
-async def _spool(upload: UploadFile, folder: Path, limit: int) -> Path:
+async def _spool(upload: UploadFile, folder: FsPath, limit: int) -> FsPath:
     fd, name = tempfile.mkstemp(dir=folder, prefix=".incoming-")
     size = 0
     with os.fdopen(fd, "wb") as out:
@@ -94,10 +95,10 @@ async def _spool(upload: UploadFile, folder: Path, limit: int) -> Path:
                 os.unlink(name)
                 raise ApiError(413, "too_large", f"bundle archive is over {limit} bytes")
             out.write(chunk)
-    return Path(name)
+    return FsPath(name)
 
 
-def _register(rt: ModelsRuntime, path: Path, who: str) -> tuple[ModelVersion, bool]:
+def _register(rt: ModelsRuntime, path: FsPath, who: str) -> tuple[ModelVersion, bool]:
     limits = service.Limits(rt.settings.registry_max_bundle_bytes, rt.settings.registry_max_files)
     try:
         with rt.session() as session:
@@ -132,7 +133,11 @@ async def upload_model(
 
 
 @router.get("", response_model=list[ModelOut], responses=responses(401, 403, 422))
-async def list_models(_: ReadScope, session: SessionDep, name: str | None = None) -> Any:
+async def list_models(
+    _: ReadScope,
+    session: SessionDep,
+    name: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+) -> Any:
     rows = await in_thread(service.list_models, session, name)
     return [_out(r) for r in rows]
 
@@ -144,8 +149,16 @@ async def _find(session: SessionDep, name: str, version: str) -> ModelVersion:
     return row
 
 
-@router.get("/{name}/{version}", response_model=ModelDetail, responses=responses(401, 403, 404))
-async def get_model(_: ReadScope, session: SessionDep, name: str, version: str) -> Any:
+ModelName = Annotated[str, Path(pattern=NAME_PATTERN)]
+ModelVersionText = Annotated[str, Path(pattern=VERSION_PATTERN)]
+
+
+@router.get(
+    "/{name}/{version}", response_model=ModelDetail, responses=responses(401, 403, 404, 422)
+)
+async def get_model(
+    _: ReadScope, session: SessionDep, name: ModelName, version: ModelVersionText
+) -> Any:
     return _out(await _find(session, name, version), ModelDetail)
 
 
@@ -171,15 +184,15 @@ class ReadOrNode(ScopeGuard):
 @router.get(
     "/{name}/{version}/artifact",
     response_class=FileResponse,
-    responses={**responses(401, 403, 404, 416), 206: {"description": "a byte range"}},
+    responses={**responses(401, 403, 404, 416, 422), 206: {"description": "a byte range"}},
 )
 async def get_artifact(
     _: Annotated[Principal, Depends(ReadOrNode("read"))],
     session: SessionDep,
     rt: RuntimeDep,
     request: Request,
-    name: str,
-    version: str,
+    name: ModelName,
+    version: ModelVersionText,
 ) -> Response:
     row = await _find(session, name, version)
     etag = f'"{row.artifact_sha256}"'
