@@ -57,6 +57,7 @@ class ModelsRuntime:
     desired_changed: Notifier = field(default_factory=Notifier)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    stopping: bool = False
 
     def session(self) -> Session:
         """A transactional session (the API's own engine runs in autocommit mode)."""
@@ -83,10 +84,12 @@ class ModelsRuntime:
         return total
 
     async def _loop(self) -> None:
-        while True:
+        while not self.stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.settings.rollout_tick_s)
             self.wake.clear()
+            if self.stopping:
+                break
             try:
                 res = await run_in_threadpool(self.tick_once)
             except Exception:  # the loop must outlive a database hiccup; logged with its cause
@@ -125,8 +128,16 @@ async def start(database_url: str, settings: RegistrySettings | None = None) -> 
 
 
 async def stop(rt: ModelsRuntime) -> None:
+    """Let a tick in flight finish before the engine goes: cancelling the task would leave
+    its worker thread holding a connection of a disposed pool (an unclosed-connection warning).
+    """
     if rt.task is not None:
-        rt.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await rt.task
+        rt.stopping = True
+        rt.wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(rt.task), timeout=30)
+        except TimeoutError:
+            rt.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await rt.task
     rt.engine.dispose()
