@@ -38,4 +38,3 @@ def gen(
     typer.echo(f"public key:  {pub}")
     typer.echo(f"key id:      {key_id(key.public_key())}")
     typer.echo(f"trust it on edge nodes: EDGECLOUD_OPERATOR_PUBLIC_KEYS={pub.read_text().strip()}")
-
