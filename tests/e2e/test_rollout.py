@@ -184,3 +184,22 @@ def test_two_onnx_signatures_one_stateful(fleet: Fleet, tmp_path: Path) -> None:
     assert serving(fleet) == ["press-stateful:1.0.0"] * 5
     for n in final["nodes"]:
         assert n["metrics"]["error_rate"] == 0.0 and n["metrics"]["readings"] >= 40
+
+
+def test_rollout_of_the_version_held_as_previous(fleet: Fleet) -> None:
+    """X, Y, X again to the same nodes: each node holds the target as its ``previous`` model
+    (kept loaded for an instant rollback). A NEW rollout of it must still go through shadow and
+    ``active`` reported for that rollout, not a silent swap reported as ``rolled_back`` for the
+    old one (which left the rollout ``assigned`` until its wave timed out)."""
+    assert serving(fleet) == ["press-stateful:1.0.0"] * 5  # X, from the test before
+    gates = {"shadow_readings": 20, "min_agreement": 0.0, "max_score_drift": 1.0}
+    for ref in ("press-linear:1.5.0", "press-stateful:1.0.0"):  # Y (held by 4 nodes), X
+        t0 = time.monotonic()
+        rid = fleet.cloud.rollout(ref, everyone(fleet), [100], **gates, wave_timeout_s=45)
+        final = fleet.cloud.wait_final(rid, 60)
+        assert final["state"] == "succeeded", final
+        assert {n["status"] for n in final["nodes"]} == {"active"}
+        for n in final["nodes"]:
+            assert n["metrics"]["readings"] >= 20  # shadow ran, reported for this rollout
+        assert serving(fleet) == [ref] * 5
+        assert time.monotonic() - t0 < 40

@@ -373,31 +373,21 @@ def run_demo(
 
     rollouts: dict[str, Any] = {}
     try:
-        serving = {n["node_id"]: agent_model(n.get("health_url")) for n in info["nodes"]}
-        running = {n: (v or "").split(" ")[0] for n, v in serving.items()}
-        if any(v.startswith(MODEL + ":") for v in running.values()):
-            # a rerun on a kept stack: the nodes already run a sensor-anomaly version (rolling
-            # back to a node's previous version is not reported to the rollout engine yet)
-            echo(f"  already serving: {', '.join(f'{k} {v}' for k, v in running.items())}")
-            rollouts["1.0.0"] = {"state": "succeeded", "nodes": [], "skipped": True}
-        else:
-            rid = start_rollout(api, "1.0.0", [100], {"shadow_readings": 20})
-            echo(f"  rollout {rid}: {MODEL}:1.0.0 to all nodes")
-            rollouts["1.0.0"] = follow(api, rid, opts.rollout_timeout_s, echo, progress)
+        # on a rerun with a kept stack the nodes serve 1.1.0 and hold 1.0.0 as their previous
+        # model: a new rollout of it is installed like any other (shadow, then active)
+        rid = start_rollout(api, "1.0.0", [100], {"shadow_readings": 20})
+        echo(f"  rollout {rid}: {MODEL}:1.0.0 to all nodes")
+        rollouts["1.0.0"] = follow(api, rid, opts.rollout_timeout_s, echo, progress)
         # let the devices run on 1.0.0 for a while before the retrained model arrives
         half = t_start + max(opts.duration_s * 0.4, 5.0)
         while time.monotonic() < half and not sim.done.is_set():
             time.sleep(min(5.0, max(0.1, half - time.monotonic())))
             echo(f"  {progress()}")
         echo(f"  {push(api, '1.1.0')}")
-        if all(v == f"{MODEL}:1.1.0" for v in running.values()):
-            echo("  1.1.0 already active on every node (a rerun): no rollout to make")
-            rollouts["1.1.0"] = {"state": "succeeded", "nodes": [], "skipped": True}
-        else:
-            waves = [int(w) for w in opts.waves.split(",")]
-            rid = start_rollout(api, "1.1.0", waves, {"shadow_readings": 50})
-            echo(f"  rollout {rid}: {MODEL}:1.1.0 in waves {opts.waves} (shadow 50 readings/node)")
-            rollouts["1.1.0"] = follow(api, rid, opts.rollout_timeout_s, echo, progress)
+        waves = [int(w) for w in opts.waves.split(",")]
+        rid = start_rollout(api, "1.1.0", waves, {"shadow_readings": 50})
+        echo(f"  rollout {rid}: {MODEL}:1.1.0 in waves {opts.waves} (shadow 50 readings/node)")
+        rollouts["1.1.0"] = follow(api, rid, opts.rollout_timeout_s, echo, progress)
         end = t_start + opts.duration_s
         while time.monotonic() < end and not sim.done.is_set():
             time.sleep(min(5.0, max(0.1, end - time.monotonic())))
@@ -576,7 +566,7 @@ def _print(s: dict[str, Any], echo: Echo) -> None:
             f"[{ex['severity']}] {str(ex['explanation'])[:100]}"
         )
     for version, ro in s["rollouts"].items():
-        nodes = ", ".join(f"{k} {v}" for k, v in ro["nodes"].items()) or "(already active)"
+        nodes = ", ".join(f"{k} {v}" for k, v in ro["nodes"].items()) or "(no nodes)"
         echo(f"  rollout {MODEL}:{version} {ro['state']}: {nodes}")
         if ro.get("detail"):
             echo(f"    {ro['detail']}")

@@ -114,19 +114,36 @@ class ModelAgent:
                 self._back_to_previous(None)
             return
         key = (target["name"], target["version"])
+        rollout_id = target.get("rollout_id")
         if st.active is not None and (st.active.name, st.active.version) == key:
-            if st.active.rollout_id != target.get("rollout_id"):
-                st.active.rollout_id = target.get("rollout_id")
+            if st.active.rollout_id != rollout_id:
+                st.active.rollout_id = rollout_id
                 self.report(target, "active", "already active", {})
             return
-        if st.previous is not None and (st.previous.name, st.previous.version) == key:
+        if (
+            st.previous is not None
+            and (st.previous.name, st.previous.version) == key
+            and self._is_rollback(rollout_id)
+        ):
             self._back_to_previous(target)
             return
-        if target["artifact_sha256"] in st.refused:  # not retried: tell this rollout at once
-            phase, _, why = st.refused[target["artifact_sha256"]].partition(": ")
-            self.report(target, phase, why, {})
-            return
+        sha = target["artifact_sha256"]
+        if sha in st.refused:
+            if st.refused_for.get(sha) == rollout_id:  # the same rollout asks again: tell it
+                phase, _, why = st.refused[sha].partition(": ")
+                self.report(target, phase, why, {})
+                return
+            del st.refused[sha]  # another rollout: evaluate the artifact again
+            st.refused_for.pop(sha, None)
         self.install(target)
+
+    def _is_rollback(self, rollout_id: str | None) -> bool:
+        """A target naming the held previous version is an instant rollback only when the
+        cloud undoes the active model's rollout: the engine's rollback/abort sets no rollout
+        id (or the same one). A NEW rollout of that version is installed like any other:
+        shadow as its gates say, then ``active``, reported for that rollout."""
+        act = self.state.active
+        return rollout_id is None or (act is not None and act.rollout_id == rollout_id)
 
     # --- steps -----------------------------------------------------------------------------
     def install(self, t: dict[str, Any]) -> None:
@@ -190,6 +207,7 @@ class ModelAgent:
     ) -> None:
         log.error("model %s:%s %s: %s", t["name"], t["version"], phase, why)
         self.state.refused[t["artifact_sha256"]] = f"{phase}: {why}"
+        self.state.refused_for[t["artifact_sha256"]] = t.get("rollout_id")
         self._save()
         self.report(t, phase, why[:500], metrics or {})
 

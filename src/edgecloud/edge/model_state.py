@@ -25,7 +25,9 @@ class ModelAgentState:
     desired: dict[str, Any] | None = None
     active: Installed | None = None
     previous: Installed | None = None
-    refused: dict[str, str] = field(default_factory=dict)  # artifact sha -> why (not retried)
+    refused: dict[str, str] = field(default_factory=dict)  # artifact sha -> "phase: why"
+    # artifact sha -> the rollout it was refused for (retried for another rollout only)
+    refused_for: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> ModelAgentState:
@@ -39,6 +41,7 @@ class ModelAgentState:
             active=Installed(**raw["active"]) if raw.get("active") else None,
             previous=Installed(**raw["previous"]) if raw.get("previous") else None,
             refused=dict(raw.get("refused") or {}),
+            refused_for=dict(raw.get("refused_for") or {}),
         )
 
     def save(self, path: Path) -> None:
