@@ -7,6 +7,7 @@ global, so tests can run several apps side by side.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,7 +56,13 @@ def api_engine(url: str) -> Engine:
     return make_engine(url)
 
 
-def create_app(settings: CloudSettings, run_migrations: bool = True) -> FastAPI:
+def create_app(
+    settings: CloudSettings, run_migrations: bool = True, freeze_gc: bool = False
+) -> FastAPI:
+    """``freeze_gc`` (the server process, not tests that build several apps): once started, move
+    every object alive (modules, routes, models, metadata: about 200,000) to the garbage
+    collector's permanent generation. A full collection walks them all otherwise: measured
+    100 to 130 ms here, an event-loop stall each time one runs under load (the p99)."""
     registry = CollectorRegistry()
 
     @asynccontextmanager
@@ -74,6 +81,9 @@ def create_app(settings: CloudSettings, run_migrations: bool = True) -> FastAPI:
             pg=pg,
         )
         app.state.models = await models_runtime.start(settings.database_url)  # issue 6
+        if freeze_gc:
+            gc.collect()
+            gc.freeze()
         log.info("cloud api ready", extra={"database": engine.url.render_as_string()})
         try:
             yield

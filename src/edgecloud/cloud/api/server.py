@@ -11,7 +11,7 @@ from edgecloud.core.logging import configure_logging
 
 def run(settings: CloudSettings, access_log: bool = True, run_migrations: bool = True) -> None:
     configure_logging(settings.log_level, settings.log_format)
-    app = create_app(settings, run_migrations=run_migrations)
+    app = create_app(settings, run_migrations=run_migrations, freeze_gc=True)
     uvicorn.run(
         app,
         host=settings.api_host,
