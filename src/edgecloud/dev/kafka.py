@@ -84,7 +84,10 @@ class KafkaService(Service):
         if (data / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        argv = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config))
+        # "=" form: a random id may start with "-", which the tool's parser takes for an option.
+        argv = self._java(
+            "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config)
+        )
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise ServiceError(f"kafka storage format failed:\n{done.stdout}{done.stderr}")
