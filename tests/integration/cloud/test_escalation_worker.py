@@ -129,7 +129,17 @@ def test_worker_escalates_beside_ingest(
         try:
             produce(stack.kafka_bootstrap, kafka_prefix, 10)
             wait(lambda: statuses(engine) == ["done"] * 5, 60, "5 escalations done")
-            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            # The counters move just after the commits the statuses see: poll until they show.
+            want = (
+                'edgecloud_worker_escalations_total{status="done"} 5.0',
+                'edgecloud_worker_events_total{outcome="new",type="reading"} 10.0',
+            )
+
+            def scraped() -> str:
+                return httpx.get(f"http://127.0.0.1:{port}/metrics").text
+
+            wait(lambda: all(w in scraped() for w in want), 15, "metrics caught up")
+            metrics = scraped()
         finally:
             stop(proc, log)
         assert standin.state.counters.get("chat_completions") == 5
