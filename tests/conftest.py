@@ -20,6 +20,11 @@ import pytest
 
 from edgecloud.dev.stack import TEST_PORTS, External, Infra, Ports, ensure_infra
 
+# Test clients' persistent sessions (and the agents' and bridges' the tests start) expire 15 min
+# after they go away, so abandoned test sessions do not pile up in the long-lived test broker's
+# persistence file (it once grew to 1.1 GB, and each autosave took a core for seconds).
+os.environ.setdefault("EDGECLOUD_MQTT_SESSION_EXPIRY_S", "900")
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests under tests/integration and tests/e2e carry their marker without repeating it."""

@@ -25,7 +25,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import Session
 
-from edgecloud.adapters.mqtt import MqttConfig, Publisher
+from edgecloud.adapters.mqtt import MqttConfig, make_publisher
 from edgecloud.cloud import auth
 from edgecloud.cloud.db import Node, make_engine
 from edgecloud.cloud.registry.archive import pack_folder
@@ -133,7 +133,7 @@ class Devices:
 
     def __init__(self, stack: Infra, devices: list[str], period_s: float = 0.05) -> None:
         user, pw = stack.mqtt_account("admin")
-        self.pub = Publisher(
+        self.pub = make_publisher(
             MqttConfig(host=stack.mqtt_host, port=stack.mqtt_port, username=user, password=pw)
         )
         self.devices = devices

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from edgecloud.adapters.mqtt import MqttConfig, Publisher
+from edgecloud.adapters.mqtt import MqttConfig, make_publisher
 from edgecloud.bench.bridge import BridgeProc, bridge_env, infra_mqtt, publish, tally
 from edgecloud.core.errors import TransportError
 from edgecloud.core.topics import events_topic
@@ -134,7 +134,7 @@ def test_kafka_killed_60s_mid_stream(
 
 def _publish_retrying(url: str, node: str, items: list[tuple[str, int]], rate: float) -> None:
     """Publish in chunks, waiting for PUBACKs; a chunk whose acks fail is sent again."""
-    pub = Publisher(MqttConfig.from_url(url))
+    pub = make_publisher(MqttConfig.from_url(url))
     pub.start()
     topic = events_topic(node, "reading")
     t0 = time.monotonic()
@@ -143,7 +143,7 @@ def _publish_retrying(url: str, node: str, items: list[tuple[str, int]], rate: f
         while True:
             try:
                 infos = [pub.publish(topic, reading_payload(node, d, s)) for d, s in chunk]
-                Publisher.wait(infos, timeout_s=5)
+                pub.wait(infos, timeout_s=5)
                 break
             except TransportError:
                 time.sleep(0.5)

@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from edgecloud.adapters.mqtt import MqttConfig, Publisher, Subscriber
+from edgecloud.adapters.mqtt import MqttConfig, make_publisher, make_subscriber
 from edgecloud.core.events import reading_event_id
 from edgecloud.dev.stack import Infra
 from edgecloud.edge.db import make_engine
@@ -37,7 +37,7 @@ def _agent(stack: Infra, node: str, url: str, log: Path) -> AgentProcess:
 
 def _publish(stack: Infra, devices: list[str], progress: list[int]) -> None:
     user, pw = stack.mqtt_account("simulator")
-    pub = Publisher(MqttConfig(host=stack.mqtt_host, port=stack.mqtt_port, username=user,
+    pub = make_publisher(MqttConfig(host=stack.mqtt_host, port=stack.mqtt_port, username=user,
                                password=pw))  # fmt: skip
     pub.start()
     infos = []
@@ -48,10 +48,10 @@ def _publish(stack: Infra, devices: list[str], progress: list[int]) -> None:
             infos.append(pub.publish(f"devices/{d}/telemetry", json.dumps(body)))
             progress[0] += 1
         if len(infos) >= 1000:
-            Publisher.wait(infos, 60)
+            pub.wait(infos, 60)
             infos.clear()
         time.sleep(0.002)  # ~ 8,000 readings/s at most: the kill lands mid-stream
-    Publisher.wait(infos, 60)
+    pub.wait(infos, 60)
     pub.stop()
 
 
@@ -64,7 +64,7 @@ def test_kill_9_and_restart_loses_nothing_and_stores_nothing_twice(
     devices = [f"{node}-d{i}" for i in range(DEVICES)]
     total = DEVICES * PER_DEVICE
     user, pw = stack.mqtt_account("admin")
-    ev_sub = Subscriber(MqttConfig(host=stack.mqtt_host, port=stack.mqtt_port, username=user,
+    ev_sub = make_subscriber(MqttConfig(host=stack.mqtt_host, port=stack.mqtt_port, username=user,
                                    password=pw), [f"edgecloud/{node}/events/reading"],
                         client_id=f"test-ev-{node}")  # fmt: skip
     ev_sub.start()

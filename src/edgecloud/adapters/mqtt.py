@@ -1,17 +1,23 @@
-"""The paho-mqtt adapter: the only module that imports paho.
+"""MQTT: the subscriber and publisher ports, their paho implementation (the only module that
+imports paho), and the choice between it and edgecloud's native client (``mqtt_native``).
 
-``Subscriber`` hands each inbound QoS 1 message to the caller together with an ``ack``; the
+``make_subscriber(...)`` / ``make_publisher(...)`` build the implementation that
+``MqttConfig.client`` names: ``native`` (the default; ``EDGECLOUD_MQTT_CLIENT``) or ``paho``.
+Both behave the same way:
+
+A subscriber hands each inbound QoS 1 message to the caller together with an ``ack``; the
 PUBACK goes to the broker only when the caller calls it (paho manual acks), i.e. after the
 caller's next durable write. With a persistent session (MQTT v5, clean_start False and a
 session expiry), messages not yet acknowledged are redelivered after a crash or reconnect.
 
-``Publisher`` publishes QoS 1 and can wait for the broker's PUBACKs.
+A publisher publishes QoS 1 and can wait for the broker's PUBACKs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import socket
 import ssl
@@ -21,7 +27,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
@@ -35,6 +41,27 @@ log = logging.getLogger("edgecloud.mqtt")
 
 SESSION_EXPIRY_S = 7 * 24 * 3600
 RECEIVE_MAXIMUM = 65_535
+CLIENTS = ("native", "paho")
+
+
+def _default_client() -> Literal["native", "paho"]:
+    value = os.environ.get("EDGECLOUD_MQTT_CLIENT", "native").strip().lower() or "native"
+    if value not in CLIENTS:
+        raise ConfigError(
+            f"EDGECLOUD_MQTT_CLIENT must be one of {', '.join(CLIENTS)}, not {value!r}"
+        )
+    return value  # type: ignore[return-value]
+
+
+def _default_session_expiry() -> int:
+    raw = os.environ.get("EDGECLOUD_MQTT_SESSION_EXPIRY_S", "")
+    try:
+        value = int(raw) if raw.strip() else SESSION_EXPIRY_S
+    except ValueError:
+        raise ConfigError(f"EDGECLOUD_MQTT_SESSION_EXPIRY_S must be seconds, not {raw!r}") from None
+    if not 0 < value <= 0xFFFFFFFF:
+        raise ConfigError("EDGECLOUD_MQTT_SESSION_EXPIRY_S must be between 1 and 4294967295")
+    return value
 
 
 @dataclass(frozen=True)
@@ -49,6 +76,10 @@ class MqttConfig:
     key_file: str | None = None
     client_id: str | None = None
     keepalive_s: int = 30
+    # which implementation subscriber()/publisher() build; EDGECLOUD_MQTT_CLIENT by default
+    client: Literal["native", "paho"] = field(default_factory=_default_client)
+    # how long the broker keeps a subscriber's persistent session while it is away
+    session_expiry_s: int = field(default_factory=_default_session_expiry)
 
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> MqttConfig:
@@ -65,6 +96,8 @@ class MqttConfig:
             "tls": tls,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if values.get("client") not in (None, *CLIENTS):
+            raise ConfigError(f"MQTT client must be one of {', '.join(CLIENTS)}")
         return cls(**values)
 
 
@@ -183,8 +216,56 @@ class InboundMessage:
         self._sub.ack_all((self,))
 
 
-class Subscriber:
-    """A persistent-session QoS 1 subscription delivering ``InboundMessage``s to a queue."""
+class Subscriber(Protocol):
+    """The subscriber port: a persistent-session QoS 1 subscription with manual acks."""
+
+    connected: threading.Event
+
+    def start(self, wait_s: float = 15.0) -> None: ...
+    def get(self, timeout: float) -> InboundMessage | None: ...
+    def get_batch(self, max_items: int, window_s: float) -> list[InboundMessage]: ...
+    def ack_all(self, messages: Iterable[InboundMessage]) -> None: ...
+    def pending(self) -> int: ...
+    def stop(self) -> None: ...
+
+
+class PublishResult(Protocol):
+    def is_published(self) -> bool: ...
+
+
+class Publisher(Protocol):
+    """The publisher port: QoS 1 publish, and a wait for the broker's acknowledgements."""
+
+    def start(self, wait_s: float = 15.0) -> None: ...
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1) -> Any: ...
+    def wait(self, infos: Iterable[Any], timeout_s: float = 30.0) -> None: ...
+    @property
+    def connected(self) -> bool: ...
+    def stop(self) -> None: ...
+
+
+def make_subscriber(
+    config: MqttConfig, topics: Iterable[str], *, client_id: str, max_pending: int = 100_000
+) -> Subscriber:
+    """A subscriber of the implementation ``config.client`` names (not yet started)."""
+    if config.client == "paho":
+        return PahoSubscriber(config, topics, client_id=client_id, max_pending=max_pending)
+    from edgecloud.adapters.mqtt_native import NativeSubscriber
+
+    return NativeSubscriber(config, topics, client_id=client_id, max_pending=max_pending)
+
+
+def make_publisher(config: MqttConfig, *, client_id: str | None = None) -> Publisher:
+    """A publisher of the implementation ``config.client`` names (not yet started)."""
+    if config.client == "paho":
+        return PahoPublisher(config, client_id=client_id)
+    from edgecloud.adapters.mqtt_native import NativePublisher
+
+    return NativePublisher(config, client_id=client_id)
+
+
+class PahoSubscriber:
+    """paho: a persistent-session QoS 1 subscription delivering ``InboundMessage``s to a queue."""
 
     def __init__(
         self,
@@ -255,7 +336,7 @@ class Subscriber:
 
     def start(self, wait_s: float = 15.0) -> None:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.SessionExpiryInterval = self._config.session_expiry_s
         props.ReceiveMaximum = RECEIVE_MAXIMUM
         _connect(self._client, self._config, props, clean=False)
         self._client.loop_start()
@@ -298,8 +379,8 @@ class Subscriber:
         self._client.disconnect()
 
 
-class Publisher:
-    """QoS 1 publisher; ``wait`` blocks until the broker acknowledged what was published."""
+class PahoPublisher:
+    """paho: QoS 1 publisher; ``wait`` blocks until the broker acknowledged what was published."""
 
     def __init__(self, config: MqttConfig, *, client_id: str | None = None) -> None:
         self._config = config

@@ -31,7 +31,7 @@ from typing import Any
 from urllib.request import urlopen
 
 from edgecloud.adapters.kafka import ensure_topics, read_topics
-from edgecloud.adapters.mqtt import MqttConfig, Publisher, Subscriber
+from edgecloud.adapters.mqtt import MqttConfig, PahoSubscriber, make_publisher
 from edgecloud.bench.common import BenchResult, percentile
 from edgecloud.core.topics import events_topic, kafka_dead_letter_topic, kafka_topic
 from edgecloud.dev import process
@@ -56,7 +56,7 @@ def _publish_worker(
     tag: str,
     topic: str,
 ) -> int:
-    pub = Publisher(MqttConfig.from_url(url))
+    pub = make_publisher(MqttConfig.from_url(url))
     pub.start()
     total = len(devices) * per_device
     sent = 0
@@ -76,9 +76,9 @@ def _publish_worker(
             )
             sent += 1
             if len(infos) >= 5000:
-                Publisher.wait(infos, timeout_s=600)
+                pub.wait(infos, timeout_s=600)
                 infos = []
-    Publisher.wait(infos, timeout_s=600)
+    pub.wait(infos, timeout_s=600)
     pub.stop()
     return total
 
@@ -251,7 +251,7 @@ def paho_limit(infra: Infra, events: int, publishers: int) -> float:
     user, pw = infra.mqtt_account("admin")
     cfg = MqttConfig.from_url(infra.mqtt_url, username=user, password=pw)
     topic = f"bench/{node}/reading"  # not under edgecloud/: the bridge does not see it
-    sub = Subscriber(cfg, [topic], client_id=f"limit-{node}")
+    sub = PahoSubscriber(cfg, [topic], client_id=f"limit-{node}")
     sub.start()
     devices = 100
     join = publish(

@@ -16,7 +16,7 @@ cloud holds them. Measured from the cloud database:
 - ``p50_ms`` / ``p99_ms``: per reading, ``received_at`` (the cloud commit's ``now()``) minus
   the reading's ``ts`` (the simulator's wall clock at publish; same machine, same clock);
 - ``limit_rate_per_s``: the slowest raw hop's library limit, measured in the same run: the
-  paho receive loop (``bench.bridge.paho_limit``: one adapter Subscriber acking at once, on a
+  paho receive loop (``bench.bridge.paho_limit``: one adapter PahoSubscriber acking at once, on a
   topic nobody else reads). Of the raw libraries on this path (paho receive, onnxruntime,
   psycopg COPY, librdkafka produce / consume) the paho loop is by far the slowest here (tens
   of thousands of messages/s against hundreds of thousands to millions for the others, see
@@ -93,7 +93,7 @@ def one_run(
     limit_events: int,
     log: Log,
 ) -> BenchResult:
-    from edgecloud.adapters.mqtt import MqttConfig, Publisher
+    from edgecloud.adapters.mqtt import MqttConfig, make_publisher
     from edgecloud.bench.bridge import paho_limit
     from edgecloud.sim.publisher import SimulationConfig, run_simulation
 
@@ -106,7 +106,7 @@ def one_run(
         devices=devices, rate_hz=rate / devices, duration_s=duration, anomaly_rate=0.02,
         seed=int(time.time()) % 10_000, device_prefix=prefix,
     )  # fmt: skip
-    pub = Publisher(config, client_id=f"bench-{prefix}")
+    pub = make_publisher(config, client_id=f"bench-{prefix}")
     pub.start()
     try:
         stats = run_simulation(cfg, pub)
@@ -198,7 +198,7 @@ def run(
             devices=devices,
             offered_rate_per_s=rate,
             duration_s=duration,
-            limit="paho receive loop (adapters.mqtt Subscriber, ack at once), same broker",
+            limit="paho receive loop (adapters.mqtt PahoSubscriber, ack at once), same broker",
             latency="cloud received_at (commit now()) - reading ts (publish wall clock)",
         )
     finally:

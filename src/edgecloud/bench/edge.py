@@ -37,7 +37,7 @@ from typing import Any
 
 import psycopg
 
-from edgecloud.adapters.mqtt import MqttConfig, Publisher, Subscriber
+from edgecloud.adapters.mqtt import MqttConfig, make_publisher, make_subscriber
 from edgecloud.bench.common import BenchResult, percentile
 from edgecloud.edge.harness import AgentProcess, rss_mb
 
@@ -83,7 +83,7 @@ def _publisher_main(args: dict[str, Any], out: Any) -> None:
     """One publisher process: devices ``devices``, ``per_device`` readings each, paced."""
     cfg = MqttConfig(host=args["host"], port=args["port"], username=args["user"],
                      password=args["password"])  # fmt: skip
-    pub = Publisher(cfg)
+    pub = make_publisher(cfg)
     pub.start()
     rng = random.Random(args["seed"])
     devices: list[str] = args["devices"]
@@ -106,9 +106,9 @@ def _publisher_main(args: dict[str, Any], out: Any) -> None:
             infos.append(pub.publish(f"devices/{dev}/telemetry", json.dumps(body)))
             i += 1
             if len(infos) >= 2000:
-                Publisher.wait(infos, 120.0)
+                pub.wait(infos, 120.0)
                 infos.clear()
-    Publisher.wait(infos, 120.0)
+    pub.wait(infos, 120.0)
     out.put(("done", i, time.monotonic() - t0))
     pub.stop()
 
@@ -120,7 +120,7 @@ class EventCounter:
         user, pw = target.observer_account
         cfg = MqttConfig(host=target.mqtt_host, port=target.mqtt_port, username=user, password=pw)
         self.client_id = f"bench-ev-{uuid.uuid4().hex[:8]}"
-        self._sub = Subscriber(
+        self._sub = make_subscriber(
             cfg, [f"edgecloud/{node_id}/events/reading"], client_id=self.client_id
         )
         self.ids: set[str] = set()
@@ -164,7 +164,7 @@ def forget_session(target: Target, client_id: str) -> None:
     """Drop a persistent session on the broker (clean start, no expiry), so that a finished
     run's agent does not keep queueing everyone's telemetry there."""
     user, pw = target.agent_account
-    pub = Publisher(MqttConfig(host=target.mqtt_host, port=target.mqtt_port, username=user,
+    pub = make_publisher(MqttConfig(host=target.mqtt_host, port=target.mqtt_port, username=user,
                                password=pw), client_id=client_id)  # fmt: skip
     with contextlib.suppress(Exception):
         pub.start()

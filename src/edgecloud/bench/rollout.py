@@ -133,10 +133,10 @@ async def raw_downloads(api: str, token: str, url: str, n: int) -> float:
 
 
 def _traffic(infra: Infra, stop: threading.Event, devices: list[str]) -> None:
-    from edgecloud.adapters.mqtt import MqttConfig, Publisher
+    from edgecloud.adapters.mqtt import MqttConfig, make_publisher
 
     user, pw = infra.mqtt_account("admin")
-    pub = Publisher(
+    pub = make_publisher(
         MqttConfig(host=infra.mqtt_host, port=infra.mqtt_port, username=user, password=pw)
     )
     pub.start()

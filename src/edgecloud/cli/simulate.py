@@ -36,7 +36,7 @@ def simulate(
     devices/{id}/telemetry at QoS 1, with seq strictly increasing per device."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from edgecloud.adapters.mqtt import MqttConfig, Publisher
+    from edgecloud.adapters.mqtt import MqttConfig, make_publisher
     from edgecloud.core.settings import MqttSettings
     from edgecloud.sim.publisher import SimulationConfig, SimulationStats, run_simulation
 
@@ -58,7 +58,7 @@ def simulate(
         devices=devices, rate_hz=rate, duration_s=duration, anomaly_rate=anomaly_rate,
         seed=seed, device_prefix=prefix,
     )  # fmt: skip
-    pub = Publisher(config)
+    pub = make_publisher(config)
     try:
         pub.start()
     except EdgecloudError as exc:

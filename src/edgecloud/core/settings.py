@@ -42,6 +42,15 @@ class MqttSettings(BaseSettings):
     mqtt_key_file: str | None = Field(None, description="TLS client key")
     mqtt_client_id: str | None = Field(None, description="defaults to a name from role and node")
     mqtt_keepalive_s: int = 30
+    mqtt_client: Literal["native", "paho"] = Field(
+        "native", description="MQTT client: edgecloud's native one, or paho"
+    )
+    mqtt_session_expiry_s: int = Field(
+        7 * 24 * 3600,
+        ge=1,
+        le=0xFFFFFFFF,
+        description="how long the broker keeps a subscriber's persistent session while it is away",
+    )
 
     @field_validator("mqtt_url")
     @classmethod

@@ -285,7 +285,7 @@ def simulate(
     info: dict[str, Any], prefix: str, devices: int, opts: DemoOptions, stop: threading.Event
 ) -> SimProgress:
     """Run the simulator in a thread; ``stop`` ends it (it also ends after 20 minutes)."""
-    from edgecloud.adapters.mqtt import MqttConfig, Publisher
+    from edgecloud.adapters.mqtt import MqttConfig, make_publisher
     from edgecloud.sim.publisher import SimulationConfig, SimulationStats, run_simulation
 
     creds = info["device_credentials"] or {}
@@ -303,7 +303,7 @@ def simulate(
         progress.by_fault, progress.seconds = dict(s.by_fault), s.seconds
 
     def body() -> None:
-        pub = Publisher(config, client_id=f"edgecloud-demo-{prefix}")
+        pub = make_publisher(config, client_id=f"edgecloud-demo-{prefix}")
         try:
             pub.start()
             stats = run_simulation(cfg, pub, on_tick=tick, should_stop=stop.is_set)

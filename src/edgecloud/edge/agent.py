@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import exc as sa_exc
 
-from edgecloud.adapters.mqtt import InboundMessage, MqttConfig, Publisher, Subscriber
+from edgecloud.adapters.mqtt import InboundMessage, MqttConfig, make_publisher, make_subscriber
 from edgecloud.core.errors import TransportError
 from edgecloud.core.events import HeartbeatData, InferenceResult, heartbeat_event
 from edgecloud.core.topics import (
@@ -68,13 +68,17 @@ class Agent:
             cert_file=settings.mqtt_cert_file,
             key_file=settings.mqtt_key_file,
             keepalive_s=settings.mqtt_keepalive_s,
+            client=settings.mqtt_client,
+            session_expiry_s=settings.mqtt_session_expiry_s,
         )
-        self.subscriber = Subscriber(cfg, [TELEMETRY_SUBSCRIPTION], client_id=settings.client_id)
+        self.subscriber = make_subscriber(
+            cfg, [TELEMETRY_SUBSCRIPTION], client_id=settings.client_id
+        )
         self._shard = settings.shard
-        self.publisher = Publisher(cfg, client_id=settings.client_id + "-pub")
+        self.publisher = make_publisher(cfg, client_id=settings.client_id + "-pub")
         self.outbox = Outbox(
             self.store,
-            Publish(self._publish_text, lambda infos, t: Publisher.wait(infos, t)),  # type: ignore[arg-type]
+            Publish(self._publish_text, lambda infos, t: self.publisher.wait(infos, t)),
             settings.node_id,
             events_per_message=settings.events_per_message,
             on_published=lambda n: self.counters.add(events_published=n),
@@ -375,7 +379,7 @@ class Agent:
             info = self._publish_text(
                 events_topic(self.settings.node_id, "heartbeat"), ev.to_json()
             )
-            Publisher.wait([info], 10.0)
+            self.publisher.wait([info], 10.0)
         except Exception as exc:  # a missed heartbeat is logged, the next one follows
             log.warning("heartbeat not sent", extra={"error": str(exc)})
 

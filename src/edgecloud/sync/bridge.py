@@ -28,7 +28,7 @@ from edgecloud.adapters.kafka import (
     ensure_topics,
     producer_config,
 )
-from edgecloud.adapters.mqtt import InboundMessage, MqttConfig, Subscriber
+from edgecloud.adapters.mqtt import InboundMessage, MqttConfig, Subscriber, make_subscriber
 from edgecloud.core.errors import Backpressure, TransportError
 from edgecloud.core.events import HeartbeatData, heartbeat_event
 from edgecloud.core.topics import EVENTS_SUBSCRIPTION
@@ -250,10 +250,12 @@ class Bridge:
             cert_file=s.mqtt_cert_file,
             key_file=s.mqtt_key_file,
             keepalive_s=s.mqtt_keepalive_s,
+            client=s.mqtt_client,
+            session_expiry_s=s.mqtt_session_expiry_s,
         )
         delay = 0.5
         while not self.stop_event.is_set():
-            sub = Subscriber(config, [EVENTS_SUBSCRIPTION], client_id=s.client_id)
+            sub = make_subscriber(config, [EVENTS_SUBSCRIPTION], client_id=s.client_id)
             try:
                 sub.start()
                 return sub

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edgecloud.adapters.mqtt import MqttConfig, Publisher, Subscriber
+from edgecloud.adapters.mqtt import MqttConfig, make_publisher, make_subscriber
 from edgecloud.core.signing import sign_bundle
 from edgecloud.dev.stack import Infra
 from edgecloud.edge.db import make_engine
@@ -35,12 +35,12 @@ class Devices:
 
     def __init__(self, stack: Infra) -> None:
         user, pw = stack.mqtt_account("admin")
-        self.pub = Publisher(MqttConfig(host=stack.mqtt_host, port=stack.mqtt_port,
+        self.pub = make_publisher(MqttConfig(host=stack.mqtt_host, port=stack.mqtt_port,
                                         username=user, password=pw))  # fmt: skip
         self.pub.start()
 
     def send(self, topic: str, payload: bytes) -> None:
-        Publisher.wait([self.pub.publish(topic, payload)])
+        self.pub.wait([self.pub.publish(topic, payload)])
 
     def reading(self, device: str, seq: int, **values: Any) -> bytes:
         body = reading(device, seq, **values)
@@ -54,7 +54,7 @@ class Events:
     def __init__(self, stack: Infra, node_id: str) -> None:
         user, pw = stack.mqtt_account("admin")
         cfg = MqttConfig(host=stack.mqtt_host, port=stack.mqtt_port, username=user, password=pw)
-        self.sub = Subscriber(cfg, [f"edgecloud/{node_id}/events/#"],
+        self.sub = make_subscriber(cfg, [f"edgecloud/{node_id}/events/#"],
                               client_id=f"test-ev-{uuid.uuid4().hex[:8]}")  # fmt: skip
         self.events: list[dict[str, Any]] = []
         self.messages = 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edgecloud.adapters.mqtt import MqttConfig, Publisher, Subscriber
+from edgecloud.adapters.mqtt import MqttConfig, Subscriber, make_publisher, make_subscriber
 from edgecloud.core.readings import parse_reading
 from edgecloud.sim.publisher import SimulationConfig, run_simulation
 
@@ -39,7 +39,7 @@ def collect(
 def subscriber(stack: object, prefix: str) -> Subscriber:
     user, pw = stack.mqtt_account("admin")  # type: ignore[attr-defined]
     cfg = MqttConfig(host=stack.mqtt_host, port=stack.mqtt_port, username=user, password=pw)  # type: ignore[attr-defined]
-    return Subscriber(cfg, ["devices/+/telemetry"], client_id=f"sim-test-{prefix}")
+    return make_subscriber(cfg, ["devices/+/telemetry"], client_id=f"sim-test-{prefix}")
 
 
 def check_readings(got: list[tuple[str, bytes]], prefix: str, devices: int) -> None:
@@ -59,7 +59,7 @@ def test_simulation_publishes_every_reading(stack: object, unique_id: str) -> No
     sub = subscriber(stack, prefix)
     sub.start()
     user, pw = stack.mqtt_account("simulator")  # type: ignore[attr-defined]
-    pub = Publisher(
+    pub = make_publisher(
         MqttConfig(host=stack.mqtt_host, port=stack.mqtt_port, username=user, password=pw)
     )  # type: ignore[attr-defined]
     pub.start()

@@ -11,7 +11,7 @@ from urllib.request import urlopen
 import pytest
 
 from edgecloud.adapters.kafka import read_topics
-from edgecloud.adapters.mqtt import MqttConfig, Publisher
+from edgecloud.adapters.mqtt import MqttConfig, Publisher, make_publisher
 from edgecloud.bench.bridge import all_topics
 from edgecloud.core.topics import events_topic, kafka_dead_letter_topic, kafka_topic
 from edgecloud.dev.process import free_port, wait_until
@@ -49,7 +49,7 @@ def running(stack: Infra, kafka_prefix: str, unique_id: str, tmp_path: Path) -> 
 
 def publisher(stack: Infra) -> Publisher:
     user, pw = stack.mqtt_account("admin")
-    pub = Publisher(MqttConfig.from_url(stack.mqtt_url, username=user, password=pw))
+    pub = make_publisher(MqttConfig.from_url(stack.mqtt_url, username=user, password=pw))
     pub.start()
     return pub
 
@@ -70,7 +70,7 @@ def test_events_single_and_batched_reach_kafka_in_order(
         else:
             infos.extend(pub.publish(topic, reading_payload(node, d, s)) for d, s in chunk)
     bad = pub.publish(topic, b"{broken")
-    Publisher.wait([*infos, bad])
+    pub.wait([*infos, bad])
     pub.stop()
     ids = expected_ids(5, 200, "s")
     tally = Tally(expected=ids)
