@@ -298,6 +298,8 @@ class Reader:
             b1 = data[pos + 1]
             if b1 < 0x80:
                 length, pos = b1, pos + 2
+            elif pos + 2 < n and data[pos + 2] < 0x80:
+                length, pos = (b1 & 0x7F) | (data[pos + 2] << 7), pos + 3
             else:
                 got = read_varint(data, pos + 1)
                 if got is None:

@@ -158,8 +158,8 @@ class Bridge:
         self.metrics.counts["dead_letters"] += sum(1 for r in records if r.topic == dead)
         self._append(records)
         self.spool.sync()  # durable BEFORE the acks
-        for m in msgs:
-            m.ack()
+        if self.subscriber is not None:
+            self.subscriber.ack_all(msgs)  # one write for the whole batch
         self.metrics.counts["received"] += len(msgs)
 
     def _take(self, sub: Subscriber, wait_s: float) -> list[InboundMessage]:

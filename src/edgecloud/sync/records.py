@@ -26,12 +26,26 @@ class OutRecord:
     appended_at: float = 0.0
 
 
+_NAMES: dict[str, bytes] = {}  # header names and topics, encoded once
+
+
+def _encoded(name: str) -> bytes:
+    raw = _NAMES.get(name)
+    if raw is None:
+        raw = name.encode()
+        if len(_NAMES) < 10_000:
+            _NAMES[name] = raw
+    return raw
+
+
 def encode_body(rec: OutRecord) -> bytes:
-    topic = rec.topic.encode()
-    hdrs = b"".join(
-        _HDR.pack(len(k_b), len(v)) + k_b + v
-        for k_b, v in ((k.encode(), v) for k, v in rec.headers)
-    )
+    topic = _encoded(rec.topic)
+    pack = _HDR.pack
+    parts: list[bytes] = []
+    for k, v in rec.headers:
+        k_b = _encoded(k)
+        parts += (pack(len(k_b), len(v)), k_b, v)
+    hdrs = b"".join(parts)
     head = _BODY.pack(rec.appended_at, len(topic), len(rec.key), len(hdrs), len(rec.value))
     return b"".join((head, topic, rec.key, hdrs, rec.value))
 
