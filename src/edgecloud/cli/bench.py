@@ -119,6 +119,28 @@ def bridge(
     typer.echo(result.model_dump_json(indent=2))
 
 
+@app.command("mqtt")
+def mqtt(
+    messages: Annotated[int, typer.Option(help="QoS 1 messages per run")] = 100_000,
+    runs: Annotated[int, typer.Option(help="runs; the JSON reports the median")] = 3,
+    payload_bytes: Annotated[int, typer.Option(help="bytes per message")] = 200,
+    json_file: Annotated[Path | None, typer.Option("--json", help="write the result here")] = None,
+) -> None:
+    """MQTT receive + ack: edgecloud's native client against paho, same run, same broker.
+
+    Starts a private Mosquitto (free port, temporary state); extra has the CPU per message.
+    """
+    from edgecloud.bench import mqtt as bench_mqtt
+    from edgecloud.core.logging import configure_logging
+
+    configure_logging("WARNING", "text")
+    result = bench_mqtt.run(
+        messages, runs, payload_bytes, say=lambda line: typer.echo(line, err=True)
+    )
+    result.write(json_file)
+    typer.echo(result.model_dump_json(indent=2))
+
+
 @app.command("cloud")
 def cloud(
     events: Annotated[int, typer.Option(help="reading events per run")] = 200_000,
