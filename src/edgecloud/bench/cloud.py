@@ -26,7 +26,7 @@ from edgecloud.adapters.kafka_consumer import BatchConsumer, ensure_topics, prod
 from edgecloud.bench.common import BenchResult, percentile
 from edgecloud.cloud.db import make_engine
 from edgecloud.cloud.migrations import migrate
-from edgecloud.cloud.worker.service import Worker
+from edgecloud.cloud.worker.service import Worker, tune_gc
 from edgecloud.cloud.worker.store import Store
 from edgecloud.core.events import reading_event_id
 from edgecloud.core.topics import kafka_dead_letter_topic, kafka_topic
@@ -137,7 +137,10 @@ def one_run(
         events = make_events(n)
         payloads = [(e["device_id"].encode(), json.dumps(e).encode()) for e in events]
         produce_values(bootstrap, topic, payloads, extra=kafka_config)
-        del payloads
+        # The limit's rows, rendered now: the events (millions of objects) must not stay alive
+        # while the worker runs, or every full garbage collection of the worker walks them.
+        rows = copy_rows(events)
+        del payloads, events
         engine = make_engine(url, pool_size=2)
         consumer = BatchConsumer(bootstrap, f"{prefix}bench", [topic], kafka_config)
         worker = Worker(
@@ -148,6 +151,7 @@ def one_run(
             poll_timeout_s=0.2,
             keep_latencies=True,
         )
+        tune_gc()  # as ``edgecloud cloud worker`` does before consuming
         try:
             worker.run(max_messages=n)
             ended = time.perf_counter()
@@ -161,7 +165,7 @@ def one_run(
                 "(SELECT coalesce(sum(count), 0) FROM aggregates_1m) FROM readings"
             ).one()
         engine.dispose()
-        limit = raw_copy_rate(url, copy_rows(events), n)
+        limit = raw_copy_rate(url, rows, n)
         rate = n / seconds
         lat_ms = [s * 1000 for s in worker.totals.batch_seconds]
         return BenchResult(
