@@ -301,3 +301,42 @@ def test_dead_letters_with_nul_and_lone_surrogates_are_stored(engine: sa.Engine)
             sa.text('SELECT reason, detail, node_id, "offset" FROM dead_letters')
         ).one()
     assert row == ("odd\ufffd", "a\ufffdb?", "n?", 9)
+
+
+def test_payloads_with_bytes_copy_treats_specially_are_stored_as_they_came(
+    engine: sa.Engine,
+) -> None:
+    """Compact JSON skips COPY escaping; a batch with tabs, line breaks or backslashes in a
+    payload (pretty-printed JSON, escapes in strings) is escaped and stored the same."""
+    from edgecloud.adapters.kafka_consumer import RawMessage
+    from edgecloud.cloud.worker.decode import decode
+    from edgecloud.cloud.worker.store import Store
+
+    plain = [reading("dev-e", s) for s in range(3)]
+    odd = [reading("dev-e", s) for s in range(3, 6)]
+    odd[0]["data"]["inference"]["label"] = 'tab\there "quoted" back\\slash \u00e9'
+    payloads = [json.dumps(e).encode() for e in plain]
+    payloads += [
+        json.dumps(odd[0]).encode(),
+        json.dumps(odd[1], indent="\t").encode(),
+        json.dumps(odd[2], indent=2).replace("\n", "\r\n").encode(),
+    ]
+    topic = "p.edgecloud.readings"
+    compact = [RawMessage(topic, 0, i, None, p) for i, p in enumerate(payloads[:3])]
+    special = [RawMessage(topic, 0, 3 + i, None, p) for i, p in enumerate(payloads[3:])]
+    store = Store(engine)
+    assert store.write(decode(compact, "p.edgecloud.dead-letters")).readings_new == 3
+    assert store.write(decode(special, "p.edgecloud.dead-letters")).readings_new == 3
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT event_id::text, node_id, ts, inference->>'label', \"values\" "
+                "FROM readings WHERE device_id = 'dev-e' ORDER BY seq"
+            )
+        ).all()
+    events = plain + odd
+    assert [r[0] for r in rows] == [e["event_id"] for e in events]
+    assert [r[1] for r in rows] == [e["node_id"] for e in events]
+    assert [r[2] for r in rows] == [datetime.fromisoformat(e["ts"]) for e in events]
+    assert rows[3][3] == 'tab\there "quoted" back\\slash \u00e9'
+    assert [r[4] for r in rows] == [e["data"]["values"] for e in events]
