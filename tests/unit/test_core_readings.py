@@ -231,6 +231,18 @@ def _corpus() -> list[tuple[str | None, bytes]]:
             text = text.replace("0.41", rng.choice(["NaN", "Infinity", "-Infinity", "1e400"]))
         payloads.append(text.encode())
     payloads += [b"\xef\xbb\xbf" + payloads[0], b"\xff", b"[]", b"{", b"", b"{}", b"1e400"]
+    # where orjson (the fast path's parser) and json could differ
+    base = payloads[0].decode()
+    payloads += [
+        (base[:-1] + ', "seq": 7, "seq": 8}').encode(),  # duplicate keys: the last wins
+        base.replace('"values": {', '"values": {"big": 99999999999999999999, ').encode(),
+        base.replace('"values": {', '"values": {"long": 0.12345678901234567891, ').encode(),
+        base.replace('"values": {', '"values": {"neg": -9223372036854775808, ').encode(),
+        base.replace('"seq": ', '"seq": 123456789012345678901 , "x": ').encode(),
+        base.replace('"values": {', '"values": {"s\\ud800": 1, ').encode(),
+        base.replace('"values": {', '"values": {"e": 1E5, "f": -0.0, "g": 5e-324, ').encode(),
+        b"  \n" + payloads[0] + b"\t ",
+    ]
     out: list[tuple[str | None, bytes]] = []
     for i, p in enumerate(payloads):
         topic = [TOPIC, None, TOPIC, TOPIC, "devices/other/telemetry", "nope"][i % 11 % 6]

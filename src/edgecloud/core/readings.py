@@ -21,6 +21,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import orjson
 from pydantic import (
     AllowInfNan,
     BaseModel,
@@ -74,13 +75,22 @@ class Reading(BaseModel):
     values: Annotated[dict[ValueName, Value], Field(min_length=1, max_length=1024)]
 
 
+_topic_devices: dict[str, str] = {}  # topics already checked -> their device id
+
+
 def device_id_from_topic(topic: str) -> str:
     """``devices/{id}/telemetry`` -> ``id``; raises InvalidReading(bad_topic)."""
+    known = _topic_devices.get(topic)
+    if known is not None:
+        return known
     parts = topic.split("/")
     if len(parts) != 3 or parts[0] != "devices" or parts[2] != "telemetry":
         raise InvalidReading("bad_topic", f"topic {topic!r} is not devices/{{device_id}}/telemetry")
     if not _ID_RE.match(parts[1]):
         raise InvalidReading("bad_device_id", f"device id {parts[1]!r} in topic is not valid")
+    if len(_topic_devices) >= _KNOWN_MAX:
+        _topic_devices.clear()
+    _topic_devices[topic] = parts[1]
     return parts[1]
 
 
@@ -238,10 +248,37 @@ def parse_reading_reference(
     return _parse(topic, payload, max_bytes, fast=False)
 
 
+# orjson reads an integer literal of 20+ digits as a float, json as an int: such payloads (and
+# long float literals, harmlessly) take the json path, so values are never read differently.
+_LONG_DIGITS = re.compile(rb"\d{19}").search
+
+
+def _orjson_fast(payload: bytes) -> Reading | None:
+    """The reading of a plainly valid payload parsed by orjson (~4x faster than json), or None
+    (anything unusual: the json path then decides, with its reason and detail)."""
+    if _LONG_DIGITS(payload):
+        return None
+    try:
+        body = orjson.loads(payload)  # UTF-8 only; refuses NaN, Infinity and a BOM
+    except orjson.JSONDecodeError:
+        return None
+    if type(body) is not dict or "ts" not in body:
+        return None
+    try:
+        ts = _parse_ts(body["ts"])
+    except InvalidReading:
+        return None
+    return _fast_reading(body, ts)
+
+
 def _parse(topic: str | None, payload: bytes, max_bytes: int, *, fast: bool) -> Reading:
     if len(payload) > max_bytes:
         raise InvalidReading("too_large", f"payload is {len(payload)} bytes, limit {max_bytes}")
     topic_device = device_id_from_topic(topic) if topic is not None else None
+    if fast:
+        quick = _orjson_fast(payload)
+        if quick is not None and (topic_device is None or quick.device_id == topic_device):
+            return quick
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
