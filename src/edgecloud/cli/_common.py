@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
 
 from edgecloud.core.errors import ConfigError, EdgecloudError
+
+# The logging options every long-running command takes (flags override the environment).
+LogLevelOption = Annotated[str | None, typer.Option(help="(env EDGECLOUD_LOG_LEVEL, default INFO)")]
+LogFormatOption = Annotated[
+    str | None, typer.Option(help="json or text (env EDGECLOUD_LOG_FORMAT, default json)")
+]
 
 
 def not_yet(what: str, issue: int) -> NoReturn:

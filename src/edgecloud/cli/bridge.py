@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from edgecloud.cli._common import LogFormatOption, LogLevelOption
+
 app = typer.Typer(
     help="Sync bridge: edge MQTT events to cloud Kafka, store and forward.", no_args_is_help=True
 )
@@ -88,12 +90,8 @@ def run(
             help="port of /metrics, /healthz; 0 = off (env EDGECLOUD_BRIDGE_HTTP_PORT, 8460)"
         ),
     ] = None,
-    log_level: Annotated[
-        str | None, typer.Option(help="(env EDGECLOUD_LOG_LEVEL, default INFO)")
-    ] = None,
-    log_format: Annotated[
-        str | None, typer.Option(help="json or text (env EDGECLOUD_LOG_FORMAT, default json)")
-    ] = None,
+    log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run the sync bridge of one edge node: subscribe edgecloud/+/events/# (QoS 1, persistent
     session, manual acks), spool every event durably BEFORE acking it, forward each event to

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
+from edgecloud.cli._common import LogFormatOption, LogLevelOption
+
 app = typer.Typer(help="Cloud services: REST API + dashboard, Kafka worker.", no_args_is_help=True)
 
 
@@ -27,12 +29,8 @@ def api(
             help="largest request body; 413 above (env EDGECLOUD_MAX_BODY_BYTES, default 64 MiB)"
         ),
     ] = None,
-    log_level: Annotated[
-        str | None, typer.Option(help="(env EDGECLOUD_LOG_LEVEL, default INFO)")
-    ] = None,
-    log_format: Annotated[
-        str | None, typer.Option(help="json or text (env EDGECLOUD_LOG_FORMAT, default json)")
-    ] = None,
+    log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="one log line per request")
     ] = True,
@@ -95,12 +93,8 @@ def worker(
         int | None,
         typer.Option(help="serve Prometheus /metrics here (env EDGECLOUD_WORKER_METRICS_PORT)"),
     ] = None,
-    log_level: Annotated[
-        str | None, typer.Option(help="(env EDGECLOUD_LOG_LEVEL, default INFO)")
-    ] = None,
-    log_format: Annotated[
-        str | None, typer.Option(help="json or text (env EDGECLOUD_LOG_FORMAT, default json)")
-    ] = None,
+    log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
     migrate: Annotated[
         bool | None,
         typer.Option(

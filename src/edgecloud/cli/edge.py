@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
+from edgecloud.cli._common import LogFormatOption, LogLevelOption
+
 app = typer.Typer(
     help="Edge agent: MQTT ingest, local inference, local database, events out.",
     no_args_is_help=True,
@@ -89,10 +91,8 @@ def run(
         int | None,
         _opt("local HTTP API port, 0 turns it off (env EDGECLOUD_HTTP_PORT, default 8410)"),
     ] = None,
-    log_level: Annotated[str | None, _opt("(env EDGECLOUD_LOG_LEVEL, default INFO)")] = None,
-    log_format: Annotated[
-        str | None, _opt("json or text (env EDGECLOUD_LOG_FORMAT, default json)")
-    ] = None,
+    log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
     migrate: Annotated[
         bool | None,
         typer.Option(
