@@ -42,13 +42,13 @@ import psycopg
 from psycopg import sql
 
 from edgecloud.bench.common import BenchResult, percentile
-from edgecloud.cloud.api.queries import PG_MINUTES, PG_REBUCKET
+from edgecloud.cloud.api.queries import PG_MINUTES_JSON, PG_REBUCKET_JSON
 
 log = logging.getLogger("edgecloud.bench.rest")
 
 METRICS = ("temperature", "vibration_rms", "pressure")
 # The statements the API runs (cloud/api/queries.py), sent the same way, by psycopg.
-SQL_BY_BUCKET = {"1m": PG_MINUTES, "5m": PG_REBUCKET, "1h": PG_REBUCKET}
+SQL_BY_BUCKET = {"1m": PG_MINUTES_JSON, "5m": PG_REBUCKET_JSON, "1h": PG_REBUCKET_JSON}
 STEPS = {"1m": timedelta(minutes=1), "5m": timedelta(minutes=5), "1h": timedelta(hours=1)}
 
 
@@ -350,7 +350,8 @@ async def _run_raw(url: str, plan: list[dict[str, Any]], rate: float, conns: int
                 "step": STEPS[q["bucket"]],
             }
             cur = await conn.execute(SQL_BY_BUCKET[q["bucket"]].encode(), args)
-            return bool(await cur.fetchall())
+            row = await cur.fetchone()  # the items array as JSON text, as the API gets it
+            return row is not None and '"count"' in row[0]
 
         return send
 

@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from edgecloud import __version__
 from edgecloud.cloud.api.deps import AppState
 from edgecloud.cloud.api.errors import install_error_handlers
+from edgecloud.cloud.api.fastpath import AggregatesFastPath
 from edgecloud.cloud.api.middleware import BodyLimit, RequestMetrics
 from edgecloud.cloud.api.pgpool import AsyncPgPool
 from edgecloud.cloud.api.routes import ROUTERS
@@ -104,6 +105,7 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/dashboard", StaticFiles(directory=ASSETS_DIR), name="dashboard")
+    app.add_middleware(AggregatesFastPath)  # innermost: inside BodyLimit and RequestMetrics
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, registry=registry)
     return app

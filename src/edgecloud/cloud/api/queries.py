@@ -44,21 +44,45 @@ _MINUTES = text(
     " ORDER BY metric, bucket"
 )
 
-# The same two statements for the async psycopg path (Postgres), in psycopg's param style.
+# The same two statements for the async psycopg path (Postgres), in psycopg's param style, with
+# the same column names (metric, b, n, lo, hi, total, anomalies).
 PG_MINUTES = (
-    "SELECT metric, bucket, count, min, max, sum, anomaly_count FROM aggregates_1m"
+    "SELECT metric, bucket AS b, count AS n, min AS lo, max AS hi, sum AS total,"
+    " anomaly_count AS anomalies FROM aggregates_1m"
     " WHERE device_id = %(device_id)s AND bucket >= %(since)s AND bucket < %(until)s"
     " AND (%(metric)s::text IS NULL OR metric = %(metric)s::text)"
     " ORDER BY metric, bucket"
 )
 PG_REBUCKET = (
     "SELECT metric, date_bin(%(step)s, bucket, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS b,"
-    " sum(count), min(min), max(max), sum(sum), sum(anomaly_count)"
+    " sum(count) AS n, min(min) AS lo, max(max) AS hi, sum(sum) AS total,"
+    " sum(anomaly_count) AS anomalies"
     " FROM aggregates_1m"
     " WHERE device_id = %(device_id)s AND bucket >= %(since)s AND bucket < %(until)s"
     " AND (%(metric)s::text IS NULL OR metric = %(metric)s::text)"
     " GROUP BY metric, b ORDER BY metric, b"
 )
+
+
+def _items_json(rows_sql: str) -> str:
+    """``rows_sql``'s rows as the answer's ``items`` JSON array, built by Postgres: one text
+    value back instead of a Python object per value, a ``Point`` and a dict per row, and
+    ``json.dumps`` (about a third of the route's CPU on 60 to 170 rows). The same values:
+    ``mean`` is ``float8(sum) / count`` as in ``Point.mean``, floats print in their shortest
+    exact form (Postgres' default ``extra_float_digits = 1``), buckets as ``...T10:00:00Z``."""
+    return (
+        "SELECT coalesce(json_agg(json_build_object("
+        "'metric', metric,"
+        " 'bucket', to_char(b AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+        " 'count', n, 'min', lo, 'max', hi,"
+        " 'mean', CASE WHEN n > 0 THEN total::float8 / n::float8 ELSE 0 END,"
+        " 'anomaly_count', anomalies) ORDER BY metric, b), '[]')::text"
+        f" FROM ({rows_sql}) AS rows"
+    )
+
+
+PG_MINUTES_JSON = _items_json(PG_MINUTES)
+PG_REBUCKET_JSON = _items_json(PG_REBUCKET)
 PG_DEVICE_EXISTS = "SELECT 1 FROM devices WHERE device_id = %(device_id)s"
 
 
@@ -146,15 +170,16 @@ def aggregates(
     return points if postgres or step == timedelta(minutes=1) else rebucket(points, step)
 
 
-async def aggregates_pg(
+async def aggregates_pg_json(
     pool: AsyncPgPool,
     device_id: str,
     metric: str | None,
     step: timedelta,
     since: datetime,
     until: datetime,
-) -> tuple[list[Point], bool]:
-    """``aggregates_or_unknown`` on Postgres through the async pool (no thread hop)."""
+) -> tuple[str, bool]:
+    """``aggregates_or_unknown`` on Postgres through the async pool (no thread hop), the
+    points as the JSON text of the answer's ``items`` (see ``_items_json``)."""
     params: dict[str, Any] = {
         "device_id": device_id,
         "metric": metric,
@@ -163,14 +188,14 @@ async def aggregates_pg(
         "step": step,
     }
     async with pool.connection() as conn:
-        sql = PG_REBUCKET if step > timedelta(minutes=1) else PG_MINUTES
+        sql = PG_REBUCKET_JSON if step > timedelta(minutes=1) else PG_MINUTES_JSON
         cur = await conn.execute(sql.encode(), params)
-        rows = await cur.fetchall()
-        points = [Point(r[0], r[1], int(r[2]), r[3], r[4], float(r[5]), int(r[6])) for r in rows]
-        if points:
-            return points, True
+        row = await cur.fetchone()
+        items = str(row[0]) if row is not None else "[]"
+        if items != "[]":
+            return items, True
         cur = await conn.execute(PG_DEVICE_EXISTS.encode(), params)
-        return points, await cur.fetchone() is not None
+        return items, await cur.fetchone() is not None
 
 
 def rebucket(points: list[Point], step: timedelta) -> list[Point]:
