@@ -158,6 +158,22 @@ def seed(url: str, data: Dataset, anomaly_every: int = 97) -> None:
         conn.execute("VACUUM (ANALYZE)")
 
 
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _load() -> float:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return -1.0
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -388,10 +404,15 @@ def run(
         seed_s = time.perf_counter() - t
         token = make_token(url)
         plan = queries(data, int(rate * duration_s))
+        load = [_load()]
         raw_lat, raw_lost, raw_s = asyncio.run(_run_raw(url, plan, rate))
         port = _free_port()
         proc = start_api(url, port, log_file)
+        load.append(_load())
+        cpu0 = _cpu_s(proc.pid)
         api_lat, api_lost, api_s = asyncio.run(_run_api(port, token, plan, rate))
+        cpu1 = _cpu_s(proc.pid)
+        load.append(_load())
     finally:
         if proc is not None:
             proc.terminate()
@@ -419,6 +440,15 @@ def run(
             "limit_p99_ms": round(raw_p99, 3),
             "limit_lost": raw_lost,
             "api_max_ms": round(max(api_lat, default=0.0), 3),
+            # the API process's CPU per request over warm-up + run (on a shared machine: how
+            # much of a core 500/s needs), and the 1-minute load average before the limit
+            # phase, before the API phase and after it (other work on the machine)
+            "api_cpu_ms_per_request": (
+                round((cpu1 - cpu0) * 1000 / (len(plan) + 200), 3)
+                if cpu0 is not None and cpu1 is not None
+                else None
+            ),
+            "load_avg": load,
             "api_log": str(log_file),
             "query": "GET /api/v1/aggregates (1m/1h, 5m/6h, 1h/all; random device, metric)",
         },
