@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import statistics
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -153,8 +154,10 @@ def one_run(
         )
         tune_gc()  # as ``edgecloud cloud worker`` does before consuming
         try:
+            cpu = time.process_time()
             worker.run(max_messages=n)
             ended = time.perf_counter()
+            cpu = time.process_time() - cpu
         finally:
             consumer.close()
         assert worker.totals.first_started is not None
@@ -183,6 +186,9 @@ def one_run(
                 "batches": worker.totals.batches,
                 "batch_size": batch_size,
                 "aggregate_count_ok": int(agg) == 3 * n,
+                # CPU of the worker process (all its threads: validation, the writer, librdkafka)
+                # per event: less sensitive to other load on the machine than the rate
+                "worker_cpu_us_per_event": round(cpu / n * 1e6, 1),
             },
         )
     finally:
@@ -202,16 +208,20 @@ def run(
     for i in range(runs):
         res = one_run(admin_url, bootstrap, events, batch_size, kafka_config or {})
         log.info(
-            "bench cloud run %d: %.0f events/s, limit %.0f/s, ratio %.3f",
+            "bench cloud run %d: %.0f events/s, limit %.0f/s, ratio %.3f, worker CPU %.1f us/event",
             i + 1,
             res.rate_per_s,
             res.limit_rate_per_s,
             res.ratio_to_limit,
+            res.extra["worker_cpu_us_per_event"],
         )
         results.append(res)
+    cpu = [r.extra["worker_cpu_us_per_event"] for r in results]
     return BenchResult.from_runs(
         "cloud",
         results,
+        worker_cpu_us_per_event=statistics.median(cpu),
+        worker_cpu_us_per_event_per_run=cpu,
         what="Kafka -> cloud worker -> Postgres (readings + aggregates_1m "
         "+ devices), limit: raw psycopg COPY of the same rows into readings",
     )
