@@ -42,13 +42,11 @@ import psycopg
 from psycopg import sql
 
 from edgecloud.bench.common import BenchResult, percentile
-from edgecloud.cloud.api.queries import PG_MINUTES_JSON, PG_REBUCKET_JSON
+from edgecloud.cloud.api.queries import pg_items_json_sql
 
 log = logging.getLogger("edgecloud.bench.rest")
 
 METRICS = ("temperature", "vibration_rms", "pressure")
-# The statements the API runs (cloud/api/queries.py), sent the same way, by psycopg.
-SQL_BY_BUCKET = {"1m": PG_MINUTES_JSON, "5m": PG_REBUCKET_JSON, "1h": PG_REBUCKET_JSON}
 STEPS = {"1m": timedelta(minutes=1), "5m": timedelta(minutes=5), "1h": timedelta(hours=1)}
 
 
@@ -365,7 +363,9 @@ async def _run_raw(url: str, plan: list[dict[str, Any]], rate: float, conns: int
                 "until": q["until"],
                 "step": STEPS[q["bucket"]],
             }
-            cur = await conn.execute(SQL_BY_BUCKET[q["bucket"]].encode(), args)
+            # the statement the API runs (cloud/api/queries.py), sent the same way, by psycopg
+            sql_text = pg_items_json_sql(STEPS[q["bucket"]], q["metric"])
+            cur = await conn.execute(sql_text.encode(), args)
             row = await cur.fetchone()  # the items array as JSON text, as the API gets it
             return row is not None and '"count"' in row[0]
 
