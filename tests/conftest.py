@@ -20,10 +20,12 @@ import pytest
 
 from edgecloud.dev.stack import TEST_PORTS, External, Infra, Ports, ensure_infra
 
-# Test clients' persistent sessions (and the agents' and bridges' the tests start) expire 15 min
-# after they go away, so abandoned test sessions do not pile up in the long-lived test broker's
-# persistence file (it once grew to 1.1 GB, and each autosave took a core for seconds).
-os.environ.setdefault("EDGECLOUD_MQTT_SESSION_EXPIRY_S", "900")
+# Test clients' persistent sessions (and those of the agents and bridges the tests start) expire
+# 5 min after they go away. A bridge's session subscribes to every node's events, so each one a
+# test leaves behind queues all later tests' events: with the production default (7 days) the
+# shared test broker's persistence file reached 1-2 GB, and each 30 s autosave took most of a
+# core for 5 s. Tests that restart an agent or a bridge do so within seconds.
+os.environ.setdefault("EDGECLOUD_MQTT_SESSION_EXPIRY_S", "300")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
