@@ -127,3 +127,26 @@ def test_envelope_header_keeps_unknown_data_for_forwarding() -> None:
     assert header.type == "heartbeat"
     assert header.data["anything"] == [1, 2]
     assert header.model_dump(by_alias=True)["extra"] == "kept"
+
+
+def test_inference_json_text_equals_pydantic_json() -> None:
+    import json
+    import math
+
+    from edgecloud.core.events import InferenceResult
+
+    cases = [
+        InferenceResult(model="m", version="1.0.0"),
+        InferenceResult(
+            model="sensor-anomaly", version="1.1.0", outputs={"score": 0.25, "probs": [0.1, 0.9]},
+            score=0.25, label="normal", confidence=0.9, anomaly=False, escalate=False,
+            latency_ms=0.123,
+        ),  # fmt: skip
+        InferenceResult(model="m", version="2", label=3, score=1e-7, outputs={"n": -5, "s": "x"}),
+        InferenceResult(model="m", version="2", outputs={"big": 10**30}, anomaly=True),
+        InferenceResult(model="m", version="2", score=math.inf, confidence=math.nan),
+        InferenceResult.model_construct(model="m", version="3", outputs={"é": ["ü", None]}),
+    ]
+    for r in cases:
+        assert json.loads(r.json_text()) == json.loads(r.model_dump_json())
+        assert list(json.loads(r.json_text())) == list(json.loads(r.model_dump_json()))

@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from edgecloud.core.readings import ID_PATTERN, Reading, Value
@@ -51,6 +52,21 @@ class InferenceResult(BaseModel):
     anomaly: bool = False
     escalate: bool = False
     latency_ms: float | None = None
+
+    def json_text(self) -> str:
+        """``model_dump_json()``'s JSON, written by orjson (several times cheaper per reading);
+        pydantic writes what orjson cannot (e.g. an integer output beyond 64 bits)."""
+        try:
+            return orjson.dumps(
+                {
+                    "model": self.model, "version": self.version, "outputs": self.outputs,
+                    "score": self.score, "label": self.label, "confidence": self.confidence,
+                    "anomaly": self.anomaly, "escalate": self.escalate,
+                    "latency_ms": self.latency_ms,
+                }
+            ).decode()  # fmt: skip
+        except TypeError:
+            return self.model_dump_json()
 
 
 class ReadingData(BaseModel):

@@ -177,11 +177,16 @@ def _known(text: Any, known: set[str], full: Any) -> bool:
     return True
 
 
+# orjson reads an integer literal beyond 64 bits as a float (json: an int); such a float is at
+# least 2**64 in size, so the fast path leaves every float that large to the json path.
+_BIG_FLOAT = float(2**64)
+
+
 def _fast_numbers(items: Any) -> bool:
     for v in items:
         t = type(v)
         if t is float:
-            if v - v != 0.0:  # inf or nan
+            if v - v != 0.0 or not -_BIG_FLOAT < v < _BIG_FLOAT:  # inf, nan, or maybe an int
                 return False
         elif t is not int or not -_FAST_INT < v < _FAST_INT:
             return False
@@ -248,16 +253,11 @@ def parse_reading_reference(
     return _parse(topic, payload, max_bytes, fast=False)
 
 
-# orjson reads an integer literal of 20+ digits as a float, json as an int: such payloads (and
-# long float literals, harmlessly) take the json path, so values are never read differently.
-_LONG_DIGITS = re.compile(rb"\d{19}").search
-
-
 def _orjson_fast(payload: bytes) -> Reading | None:
     """The reading of a plainly valid payload parsed by orjson (~4x faster than json), or None
-    (anything unusual: the json path then decides, with its reason and detail)."""
-    if _LONG_DIGITS(payload):
-        return None
+    (anything unusual: the json path then decides, with its reason and detail). orjson and json
+    read every value the same way except integer literals beyond 64 bits (orjson: a float), which
+    ``_fast_numbers`` never accepts; a ``seq`` or ``device_id`` that is a float is refused too."""
     try:
         body = orjson.loads(payload)  # UTF-8 only; refuses NaN, Infinity and a BOM
     except orjson.JSONDecodeError:

@@ -342,7 +342,7 @@ class Agent:
         for a, o in zip(plan.accepted, outcomes, strict=True):
             if isinstance(o, InferenceResult):
                 a.inference = o
-                a.inference_json = o.model_dump_json()
+                a.inference_json = o.json_text()
             else:
                 plan.inference_failures += 1
                 r = a.reading

@@ -24,13 +24,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import orjson
+
 from edgecloud.core.errors import InvalidReading
 from edgecloud.core.events import InferenceResult
 from edgecloud.core.readings import Reading, parse_reading
 
 Key = tuple[str, int]
 # json.dumps with a keyword builds an encoder on every call; the same encoder, made once
-_VALUES_JSON = json.JSONEncoder(separators=(",", ":")).encode
+_JSON_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _values_json(values: Mapping[str, Any]) -> str:
+    """Compact JSON of a reading's values: orjson (~10x faster), json for integers orjson
+    cannot write (beyond 64 bits)."""
+    try:
+        return orjson.dumps(values).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return _JSON_ENCODE(values)
+
+
 Lookup = Callable[[Sequence[Key]], Mapping[Key, tuple[datetime, dict[str, Any]]]]
 
 
@@ -148,6 +161,6 @@ def classify(
             plan.out_of_order += 1
         else:
             batch_last[device] = seq
-        acc.values_json = _VALUES_JSON(acc.reading.values)
+        acc.values_json = _values_json(acc.reading.values)
         plan.accepted.append(acc)
     return plan

@@ -3,6 +3,7 @@ filters, aggregates against the raw readings, anomalies with escalations, nodes,
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -391,3 +392,86 @@ def test_metrics_are_prometheus_text(api: Api) -> None:
     text = api.get("/metrics").text
     assert 'edgecloud_api_requests_total{method="GET",route="/api/v1/nodes",status="200"}' in text
     assert 'edgecloud_fleet{what="readings"} 2400.0' in text
+
+
+# --- the aggregates fast path (cloud/api/fastpath.py) -----------------------------------------
+
+
+@pytest.fixture
+def fast_answers(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """One entry per aggregates request the fast path saw: True when it answered it."""
+    from edgecloud.cloud.api import fastpath
+
+    seen: list[bool] = []
+    original = fastpath.AggregatesFastPath._answer
+
+    async def spy(self: Any, scope: Any) -> str | None:
+        text = await original(self, scope)
+        seen.append(text is not None)
+        return text
+
+    monkeypatch.setattr(fastpath.AggregatesFastPath, "_answer", spy)
+    return seen
+
+
+def test_fast_path_answers_exactly_what_the_route_answers(
+    api: Api, fast_answers: list[bool]
+) -> None:
+    params = {
+        "device_id": "dev-0001",
+        "bucket": "5m",
+        "since": (DATA.start + timedelta(minutes=3)).isoformat(),
+        "until": END.isoformat(),
+    }
+    for metric in ("temperature", None):
+        query = {**params, **({"metric": metric} if metric else {})}
+        with Session(make_engine(api.url)) as session:
+            token, _ = auth.create_token(session, "read", f"fast-{metric}")
+        headers = {"Authorization": f"Bearer {token}"}
+        first = api.client.get("/api/v1/aggregates", params=query, headers=headers)
+        second = api.client.get("/api/v1/aggregates", params=query, headers=headers)
+        assert fast_answers[-2:] == [False, True]  # unknown token: the route; then cached: fast
+        assert first.status_code == second.status_code == 200
+        assert second.headers["content-type"] == "application/json"
+        assert second.json() == first.json()
+        assert len(first.json()["items"]) > 0
+
+
+def test_fast_path_leaves_errors_and_other_scopes_to_the_route(
+    api: Api, fast_answers: list[bool]
+) -> None:
+    # warm the read token's cache entry, so that only the request decides
+    assert api.get("/api/v1/aggregates", device_id="dev-0000").status_code == 200
+    del fast_answers[:]
+    cases = [
+        ({"device_id": "nope"}, "read", 404),
+        ({"device_id": "dev-0000", "bucket": "90s"}, "read", 400),
+        ({"device_id": "dev-0000", "since": "-1h", "until": "-2h"}, "read", 400),
+        ({"device_id": "x" * 65}, "read", 422),
+        ({}, "read", 422),
+        ({"device_id": "dev-0000"}, "node", 403),
+        ({"device_id": "dev-0000"}, "node", 403),  # cached now: still the route's 403
+    ]
+    for params, scope, status in cases:
+        res = api.get("/api/v1/aggregates", scope, **params)
+        assert res.status_code == status, (params, scope, res.text)
+        assert "error" in res.json() or "detail" in res.json()
+    assert not any(fast_answers)
+    unauthenticated = api.client.get("/api/v1/aggregates", params={"device_id": "dev-0000"})
+    assert unauthenticated.status_code == 401
+
+
+def test_fast_path_stops_serving_a_revoked_token(api: Api, fast_answers: list[bool]) -> None:
+    with Session(make_engine(api.url)) as session:
+        token, row = auth.create_token(session, "read", "soon-revoked")
+    headers = {"Authorization": f"Bearer {token}"}
+    for _ in range(2):
+        ok = api.client.get("/api/v1/aggregates", params={"device_id": "dev-0002"}, headers=headers)
+        assert ok.status_code == 200
+    assert fast_answers[-1] is True
+    with Session(make_engine(api.url)) as session:
+        assert auth.revoke_token(session, row.id)
+    time.sleep(5.5)  # the verifier's cache lives 5 s
+    gone = api.client.get("/api/v1/aggregates", params={"device_id": "dev-0002"}, headers=headers)
+    assert gone.status_code == 401
+    assert fast_answers[-1] is False

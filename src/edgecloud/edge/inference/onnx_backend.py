@@ -135,7 +135,8 @@ class OnnxBackend:
                 continue
             picked, raw = mapped
             score, label, conf = picked.get("score"), picked.get("label"), picked.get("confidence")
-            results[pos] = InferenceResult(
+            # built from values this backend made (model_construct: no re-validation)
+            results[pos] = InferenceResult.model_construct(
                 model=m.name,
                 version=m.version,
                 outputs=raw,
