@@ -138,10 +138,16 @@ def test_inference_json_text_equals_pydantic_json() -> None:
     cases = [
         InferenceResult(model="m", version="1.0.0"),
         InferenceResult(
-            model="sensor-anomaly", version="1.1.0", outputs={"score": 0.25, "probs": [0.1, 0.9]},
-            score=0.25, label="normal", confidence=0.9, anomaly=False, escalate=False,
+            model="sensor-anomaly",
+            version="1.1.0",
+            outputs={"score": 0.25, "probs": [0.1, 0.9]},
+            score=0.25,
+            label="normal",
+            confidence=0.9,
+            anomaly=False,
+            escalate=False,
             latency_ms=0.123,
-        ),  # fmt: skip
+        ),
         InferenceResult(model="m", version="2", label=3, score=1e-7, outputs={"n": -5, "s": "x"}),
         InferenceResult(model="m", version="2", outputs={"big": 10**30}, anomaly=True),
         InferenceResult(model="m", version="2", score=math.inf, confidence=math.nan),

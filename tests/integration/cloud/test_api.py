@@ -397,6 +397,25 @@ def test_metrics_are_prometheus_text(api: Api) -> None:
 # --- the aggregates fast path (cloud/api/fastpath.py) -----------------------------------------
 
 
+def _new_token(url: str, name: str) -> tuple[str, uuid.UUID]:
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            token, row = auth.create_token(session, "read", name)
+            return token, row.id
+    finally:
+        engine.dispose()
+
+
+def _revoke(url: str, token_id: uuid.UUID) -> bool:
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            return auth.revoke_token(session, token_id)
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def fast_answers(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """One entry per aggregates request the fast path saw: True when it answered it."""
@@ -425,8 +444,7 @@ def test_fast_path_answers_exactly_what_the_route_answers(
     }
     for metric in ("temperature", None):
         query = {**params, **({"metric": metric} if metric else {})}
-        with Session(make_engine(api.url)) as session:
-            token, _ = auth.create_token(session, "read", f"fast-{metric}")
+        token, _ = _new_token(api.url, f"fast-{metric}")
         headers = {"Authorization": f"Bearer {token}"}
         first = api.client.get("/api/v1/aggregates", params=query, headers=headers)
         second = api.client.get("/api/v1/aggregates", params=query, headers=headers)
@@ -462,15 +480,13 @@ def test_fast_path_leaves_errors_and_other_scopes_to_the_route(
 
 
 def test_fast_path_stops_serving_a_revoked_token(api: Api, fast_answers: list[bool]) -> None:
-    with Session(make_engine(api.url)) as session:
-        token, row = auth.create_token(session, "read", "soon-revoked")
+    token, token_id = _new_token(api.url, "soon-revoked")
     headers = {"Authorization": f"Bearer {token}"}
     for _ in range(2):
         ok = api.client.get("/api/v1/aggregates", params={"device_id": "dev-0002"}, headers=headers)
         assert ok.status_code == 200
     assert fast_answers[-1] is True
-    with Session(make_engine(api.url)) as session:
-        assert auth.revoke_token(session, row.id)
+    assert _revoke(api.url, token_id)
     time.sleep(5.5)  # the verifier's cache lives 5 s
     gone = api.client.get("/api/v1/aggregates", params={"device_id": "dev-0002"}, headers=headers)
     assert gone.status_code == 401
