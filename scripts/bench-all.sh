@@ -41,6 +41,7 @@ $EC bench edge --runs "$RUNS" --database-url "$PG_URL" --json "$OUT/edge.json"
 $EC bench bridge --runs "$RUNS" --json "$OUT/bridge.json"
 $EC bench cloud --runs "$RUNS" --pg-admin-url "$PG_URL" --kafka-bootstrap "$KAFKA" --rest \
   --json "$OUT/cloud.json"
+$EC bench mqtt --runs "$RUNS" --json "$OUT/mqtt.json"
 $EC bench rollout --nodes 50 --json "$OUT/rollout.json"
 $EC bench e2e --runs "$RUNS" --json "$OUT/e2e.json"
 set +x
@@ -49,7 +50,7 @@ $PY - "$OUT" <<'PYEOF'
 import json, sys
 from pathlib import Path
 print(f"{'bench':<8} {'rate/s':>9} {'limit/s':>9} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'lost':>5} {'dup':>5}")
-for name in ("edge", "bridge", "cloud", "rollout", "e2e"):
+for name in ("edge", "bridge", "mqtt", "cloud", "rollout", "e2e"):
     path = Path(sys.argv[1]) / f"{name}.json"
     if path.exists():
         r = json.loads(path.read_text())
