@@ -32,7 +32,7 @@ from urllib.request import urlopen
 
 from edgecloud.adapters.kafka import ensure_topics, read_topics
 from edgecloud.adapters.mqtt import MqttConfig, PahoSubscriber, make_publisher
-from edgecloud.bench.common import BenchResult, percentile
+from edgecloud.bench.common import BenchResult, paced, percentile
 from edgecloud.core.topics import events_topic, kafka_dead_letter_topic, kafka_topic
 from edgecloud.dev import process
 from edgecloud.dev.stack import Infra, Ports
@@ -83,14 +83,8 @@ def _publish_worker(
     total = len(devices) * per_device
     while time.time() < start_at:
         time.sleep(0.001)
-    t0 = time.monotonic()
     infos = []
-    for sent, (head, tail) in enumerate(payloads):
-        if rate > 0:
-            due = t0 + sent / rate
-            delay = due - time.monotonic()
-            if delay > 0.001:
-                time.sleep(delay)
+    for head, tail in paced(payloads, rate):
         infos.append(pub.publish(topic, b"".join((head, b"%d" % time.time_ns(), tail))))
         if len(infos) >= 5000:
             pub.wait(infos, timeout_s=600)

@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
+
+T = TypeVar("T")
+
+
+def paced(items: Iterable[T], rate: float | None, slack_s: float = 0.001) -> Iterator[T]:
+    """``items`` at ``rate`` a second from the first one (all at once when ``rate`` is 0 or None);
+    it sleeps only when more than ``slack_s`` ahead of schedule."""
+    t0 = time.monotonic()
+    for i, item in enumerate(items):
+        if rate:
+            delay = t0 + i / rate - time.monotonic()
+            if delay > slack_s:
+                time.sleep(delay)
+        yield item
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -15,7 +32,8 @@ def percentile(samples: list[float], q: float) -> float:
     if not samples:
         return 0.0
     ordered = sorted(samples)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    # nearest rank: the smallest sample with at least q % of the samples at or below it
+    rank = max(0, min(len(ordered) - 1, math.ceil(q * len(ordered) / 100) - 1))
     return ordered[rank]
 
 

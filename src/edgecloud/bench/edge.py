@@ -38,7 +38,7 @@ from typing import Any
 import psycopg
 
 from edgecloud.adapters.mqtt import MqttConfig, make_publisher, make_subscriber
-from edgecloud.bench.common import BenchResult, percentile
+from edgecloud.bench.common import BenchResult, paced, percentile
 from edgecloud.edge.harness import AgentProcess, rss_mb
 
 log = logging.getLogger("edgecloud.bench.edge")
@@ -111,12 +111,7 @@ def _publisher_main(args: dict[str, Any], out: Any) -> None:
         time.sleep(0.001)
     t0 = time.monotonic()
     infos = []
-    for i, (topic, head, tail) in enumerate(payloads):
-        if rate:
-            due = t0 + i / rate
-            delay = due - time.monotonic()
-            if delay > 0.0005:
-                time.sleep(delay)
+    for topic, head, tail in paced(payloads, rate, slack_s=0.0005):
         infos.append(pub.publish(topic, b"".join((head, b"%.6f" % time.time(), tail))))
         if len(infos) >= 2000:
             pub.wait(infos, 120.0)
