@@ -68,17 +68,26 @@ class _Conn:
     ) -> tuple[list[tuple[str, bytes, int, int, bool, bool]], list[tuple[int, int, bytes]]]:
         """What arrives within ``timeout`` seconds, parsed (nothing if nothing came)."""
         sock = self.sock
-        try:
-            if not (self.tls and sock.pending()):  # type: ignore[attr-defined]
+        if not (self.tls and sock.pending()):  # type: ignore[attr-defined]
+            try:
                 ready, _, _ = select.select([sock], [], [], max(timeout, 0.0))
-                if not ready:
-                    return [], []
+            except (OSError, ValueError) as exc:  # ValueError: select on a closed socket
+                raise TransportError(f"MQTT connection lost: {exc}") from exc
+            if not ready:
+                return [], []
+        return self.read_ready()
+
+    def read_ready(
+        self,
+    ) -> tuple[list[tuple[str, bytes, int, int, bool, bool]], list[tuple[int, int, bytes]]]:
+        """One read of a socket known to be readable, parsed."""
+        try:
             if self.tls:
                 with self.lock:
-                    data = sock.recv(READ_CHUNK)
+                    data = self.sock.recv(READ_CHUNK)
             else:
-                data = sock.recv(READ_CHUNK)
-        except (OSError, ValueError) as exc:  # ValueError: select on a closed socket
+                data = self.sock.recv(READ_CHUNK)
+        except OSError as exc:
             raise TransportError(f"MQTT connection lost: {exc}") from exc
         if not data:
             raise TransportError("MQTT connection closed by the broker")
@@ -558,7 +567,7 @@ class NativePublisher:
                     os.read(self._wake_r, 4096)
             if sock.fileno() not in ready:
                 return
-        pubs, others = conn.recv(0)
+        pubs, others = conn.read_ready()  # readable: no second select
         if pubs:
             raise TransportError("MQTT broker sent PUBLISH to a publisher")
         acked = False
