@@ -36,10 +36,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edgecloud.core.errors import Backpressure, ConfigError, TransportError
+from edgecloud.core.settings import MQTT_SESSION_EXPIRY_S
 
 log = logging.getLogger("edgecloud.mqtt")
 
-SESSION_EXPIRY_S = 7 * 24 * 3600
 RECEIVE_MAXIMUM = 65_535
 CLIENTS = ("native", "paho")
 
@@ -56,7 +56,7 @@ def _default_client() -> Literal["native", "paho"]:
 def _default_session_expiry() -> int:
     raw = os.environ.get("EDGECLOUD_MQTT_SESSION_EXPIRY_S", "")
     try:
-        value = int(raw) if raw.strip() else SESSION_EXPIRY_S
+        value = int(raw) if raw.strip() else MQTT_SESSION_EXPIRY_S
     except ValueError:
         raise ConfigError(f"EDGECLOUD_MQTT_SESSION_EXPIRY_S must be seconds, not {raw!r}") from None
     if not 0 < value <= 0xFFFFFFFF:

@@ -31,6 +31,9 @@ class BaseRoleSettings(BaseSettings):
             raise ConfigError(f"{name} is the development default; set a real secret")
 
 
+MQTT_SESSION_EXPIRY_S = 7 * 24 * 3600  # default persistent-session expiry (the MQTT adapter's too)
+
+
 class MqttSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EDGECLOUD_", extra="ignore")
 
@@ -46,7 +49,7 @@ class MqttSettings(BaseSettings):
         "native", description="MQTT client: edgecloud's native one, or paho"
     )
     mqtt_session_expiry_s: int = Field(
-        7 * 24 * 3600,
+        MQTT_SESSION_EXPIRY_S,
         ge=1,
         le=0xFFFFFFFF,
         description="how long the broker keeps a subscriber's persistent session while it is away",
