@@ -37,7 +37,7 @@ from edgecloud.core.topics import (
     telemetry_device,
 )
 from edgecloud.edge.batch import DeadLetter, Key, Plan, classify
-from edgecloud.edge.inference.port import InferenceFailure
+from edgecloud.edge.inference.port import InferenceFailure, result_json
 from edgecloud.edge.metrics import AgentMetrics, Counters
 from edgecloud.edge.model import ModelHolder, load_into
 from edgecloud.edge.outbox import Outbox, OutboxBatch, Publish, events_of
@@ -342,7 +342,7 @@ class Agent:
         for a, o in zip(plan.accepted, outcomes, strict=True):
             if isinstance(o, InferenceResult):
                 a.inference = o
-                a.inference_json = o.json_text()
+                a.inference_json = result_json(o)
             else:
                 plan.inference_failures += 1
                 r = a.reading

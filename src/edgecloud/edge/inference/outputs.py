@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgecloud.adapters.onnx import TensorInfo
-from edgecloud.core.manifest import Manifest, OutputRef
+from edgecloud.core.manifest import Manifest, OutputRef, Rule
 from edgecloud.edge.inference.plan import symbolic
 from edgecloud.edge.inference.port import InferenceFailure, ModelRefused
 
@@ -161,6 +161,74 @@ class OutputMap:
             for i, row in enumerate(values):
                 raws[i][name] = row[0] if len(row) == 1 else row
         return [failed.get(i) or (picked[i], raws[i]) for i in range(n)]
+
+    def map_columns(self, outs: Mapping[str, Any], n: int) -> Columns | InferenceFailure:
+        """What ``map_batch`` gives, by column: no per-reading dicts (the backend's fast path).
+
+        A failure for the whole run (an output that cannot be mapped), or ``Columns`` whose
+        ``failed`` holds the readings that failed alone (a non-finite score or confidence)."""
+        cols = Columns({}, None, {}, [])
+        for s in self.selectors:
+            rows = _rows(outs[s.ref.output], n)
+            try:
+                column = s.pick_column(rows)
+            except BadOutput as exc:
+                return InferenceFailure("bad_output", str(exc))
+            if s.role == "label":
+                cols.labels = [_label(v) for v in column]
+                continue
+            nums = np.asarray(column, np.float64)
+            for bad in np.flatnonzero(~np.isfinite(nums)).tolist():
+                cols.failed[bad] = InferenceFailure("bad_output", f"{s.role} is {nums[bad]}")
+            cols.numbers[s.role] = nums
+        for name in self.raw:
+            rows = _rows(outs[name], n)
+            if rows.shape[1] > RAW_OUTPUT_MAX:
+                continue
+            if rows.dtype.kind == "f" and not np.isfinite(rows).all():
+                finite = np.isfinite(rows)
+                rows = rows.astype(object)
+                rows[~finite] = None  # JSON has no NaN
+            if rows.shape[1] == 1:
+                values = rows[:, 0].tolist()
+                if rows.dtype.kind in "OS":
+                    values = [_plain(v) for v in values]
+            else:
+                values = rows.tolist()
+                if rows.dtype.kind in "OS":
+                    values = [[_plain(v) for v in row] for row in values]
+            cols.raw.append((name, values))
+        return cols
+
+
+@dataclass
+class Columns:
+    """Mapped outputs of one run over n readings: ``numbers`` (score, confidence: float64 [n]),
+    ``labels`` (or None), ``failed`` (reading index -> why), ``raw`` ((output, n values))."""
+
+    numbers: dict[str, np.ndarray[Any, Any]]
+    labels: list[Any] | None
+    failed: dict[int, InferenceFailure]
+    raw: list[tuple[str, list[Any]]]
+
+    def flags(self, rule: Rule | None, n: int) -> list[bool]:
+        """``rule.holds`` for every reading at once (numpy comparisons, Python bools out)."""
+        if rule is None:
+            return [False] * n
+        mask = np.zeros(n, bool)
+        score, conf = self.numbers.get("score"), self.numbers.get("confidence")
+        if rule.score_above is not None and score is not None:
+            mask |= score > rule.score_above
+        if rule.confidence_below is not None and conf is not None:
+            mask |= conf < rule.confidence_below
+        flags: list[bool] = mask.tolist()
+        if rule.label_in is not None and self.labels is not None:
+            label_in = rule.label_in
+            flags = [
+                f or (lab is not None and lab in label_in)
+                for f, lab in zip(flags, self.labels, strict=True)
+            ]
+        return flags
 
 
 def _rows(arr: Any, n: int) -> np.ndarray[Any, Any]:

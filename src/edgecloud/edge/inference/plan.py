@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -199,11 +200,53 @@ class FeedPlan:
                 rows[p.name] = np.asarray(a, np.float64)
         return rows
 
+    def columns(self, readings: Sequence[Reading]) -> dict[str, Array] | None:
+        """Each values / array input of the whole batch as one float64 array [n, width], built
+        in one numpy call per input; None when any reading lacks a value, has a number where an
+        array is needed (or the reverse), or arrays differ in length or do not fit a static last
+        dim. ``extract`` then takes the batch reading by reading and says which and why."""
+        cols: dict[str, Array] = {}
+        n = len(readings)
+        get: Any
+        for p in self.inputs:
+            spec = p.spec
+            if isinstance(spec, ValuesInput):
+                get = itemgetter(*spec.names)
+                ndim = 2 if len(spec.names) > 1 else 1
+            elif isinstance(spec, ArrayInput):
+                get = itemgetter(spec.value)
+                ndim = 2
+            else:
+                continue
+            try:
+                arr = np.array([get(r.values) for r in readings], np.float64)
+            except (KeyError, ValueError, TypeError, OverflowError):
+                return None
+            if arr.ndim != ndim:  # arrays where numbers were named, or numbers for an array
+                return None
+            if ndim == 2 and isinstance(spec, ArrayInput):
+                last = p.row[-1]
+                if not symbolic(last) and arr.shape[1] != last:
+                    return None
+            cols[p.name] = arr.reshape(n, -1)
+        return cols
+
     def feeds(
         self, rows: Sequence[Mapping[str, Array]], states: Sequence[Mapping[str, Array]]
     ) -> dict[str, Array]:
         """Model feeds for ``len(rows)`` readings (1 unless ``dynamic``); same array lengths."""
-        n = len(rows)
+        stacked = {
+            p.name: np.stack([r[p.name] for r in rows])
+            for p in self.inputs
+            if isinstance(p.spec, ValuesInput | ArrayInput)
+        }
+        return self.stacked_feeds(stacked, len(rows), states)
+
+    def stacked_feeds(
+        self, stacked: Mapping[str, Array], n: int, states: Sequence[Mapping[str, Array]]
+    ) -> dict[str, Array]:
+        """Model feeds for ``n`` readings whose values / array inputs are ``stacked`` [n, width]
+        (as ``columns`` makes them, or ``extract``'s rows stacked)."""
         feeds: dict[str, Array] = {}
         for p in self.inputs:
             if isinstance(p.spec, ConstantInput):
@@ -212,9 +255,9 @@ class FeedPlan:
             elif isinstance(p.spec, StateInput):
                 arr = np.stack([s[p.name] for s in states]) if p.batched else states[0][p.name]
             else:
-                stacked = np.stack([r[p.name] for r in rows]).astype(p.dtype, copy=False)
-                row = p.concrete_row(last=stacked.shape[1]) if p.row else ()
-                arr = stacked.reshape((n, *row) if p.batched else row)
+                col = stacked[p.name].astype(p.dtype, copy=False)
+                row = p.concrete_row(last=col.shape[1]) if p.row else ()
+                arr = col.reshape((n, *row) if p.batched else row)
             feeds[p.name] = np.ascontiguousarray(arr)
         return feeds
 
