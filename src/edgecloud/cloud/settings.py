@@ -23,6 +23,12 @@ class CloudSettings(BaseRoleSettings, DatabaseSettings, KafkaSettings):
     # --- REST API (edgecloud cloud api) ---
     api_host: str = Field("127.0.0.1", description="address the REST API listens on")
     api_port: int = Field(8400, ge=0, le=65535, description="port of the REST API")
+    api_db_connections: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="Postgres connections of the API's aggregates read path (concurrent queries)",
+    )
     max_body_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="largest request body (model bundles); 413 above"
     )

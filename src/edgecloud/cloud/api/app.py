@@ -73,7 +73,11 @@ def create_app(
         engine = api_engine(settings.database_url)
         collector = FleetCollector(engine)
         registry.register(collector)
-        pg = AsyncPgPool(settings.database_url) if engine.dialect.name == "postgresql" else None
+        pg = (
+            AsyncPgPool(settings.database_url, size=settings.api_db_connections)
+            if engine.dialect.name == "postgresql"
+            else None
+        )
         app.state.edgecloud = AppState(
             settings=settings,
             engine=engine,

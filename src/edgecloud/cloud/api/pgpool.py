@@ -24,7 +24,7 @@ def libpq_url(sqlalchemy_url: str) -> str:
 
 
 class AsyncPgPool:
-    def __init__(self, url: str, size: int = 8, connect_timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, size: int = 16, connect_timeout_s: float = 5.0) -> None:
         self._url = libpq_url(url)
         self._size = size
         self._timeout = connect_timeout_s
