@@ -16,6 +16,7 @@ server (``edge/http.py``).
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import threading
@@ -151,6 +152,11 @@ class Agent:
 
         self.model_agent = maybe_start(self.holder, self._publish_text, self.inference_settings)
         self._housekeeping.start()
+        # What exists now (modules, SQLAlchemy, pydantic, onnxruntime, the model) lives as long
+        # as the process. Frozen, the cyclic GC's full collections no longer walk all of it
+        # every few batches: that walk cost ~15 us of CPU a reading (in-process, 500 a batch).
+        gc.collect()
+        gc.freeze()
         self.ready.set()
         log.info("edge agent running", extra={"node_id": s.node_id, "client_id": s.client_id})
 
