@@ -38,12 +38,13 @@ from edgecloud.core.topics import (
     telemetry_device,
 )
 from edgecloud.edge.batch import DeadLetter, Key, Plan, classify
+from edgecloud.edge.events import reading_event_text
 from edgecloud.edge.inference.port import InferenceFailure, result_json
 from edgecloud.edge.metrics import AgentMetrics, Counters
 from edgecloud.edge.model import ModelHolder, load_into
-from edgecloud.edge.outbox import Outbox, OutboxBatch, Publish, events_of
+from edgecloud.edge.outbox import Outbox, OutboxBatch, Publish
 from edgecloud.edge.settings import EdgeSettings
-from edgecloud.edge.store import Store, StoredReading
+from edgecloud.edge.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -295,19 +296,19 @@ class Agent:
         for a in plan.accepted:
             self._in_flight.pop((a.reading.device_id, a.reading.seq), None)
         self._count(msgs, plan, written.inserted)
-        hist = self.metrics.receive_to_commit_seconds
-        for m in msgs:
-            hist.observe(committed - m.received_at)
+        self.metrics.receive_to_commit_seconds.observe_many(
+            [committed - m.received_at for m in msgs]
+        )
         self.metrics.batch_seconds.observe(time.monotonic() - t0)
         if written.batch_id is not None:
-            rows = [
-                StoredReading(
-                    a.reading.device_id, a.reading.seq, a.reading.ts, a.values_json,
+            node = self.settings.node_id
+            events = [
+                reading_event_text(
+                    node, a.reading.device_id, a.reading.seq, a.ts_text, a.values_json,
                     a.inference_json,
                 )
                 for a in plan.accepted
             ]  # fmt: skip
-            events = events_of(self.settings.node_id, rows)
             self.outbox.put(OutboxBatch(written.batch_id, events, committed))
 
     def _count(self, msgs: Sequence[InboundMessage], plan: Plan, inserted: int) -> None:

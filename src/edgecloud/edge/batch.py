@@ -63,6 +63,7 @@ class Accepted:
     topic: str
     payload: bytes
     values_json: str = ""
+    ts_text: str = ""  # reading.ts.isoformat(): written once, for the COPY row and the event
     inference: InferenceResult | None = None
     inference_json: str | None = None
 
@@ -162,5 +163,6 @@ def classify(
         else:
             batch_last[device] = seq
         acc.values_json = _values_json(acc.reading.values)
+        acc.ts_text = acc.reading.ts.isoformat()
         plan.accepted.append(acc)
     return plan

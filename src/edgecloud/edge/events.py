@@ -32,11 +32,23 @@ def reading_event_json(
     values_json: str,
     inference_json: str | None,
 ) -> str:
+    return reading_event_text(node_id, device_id, seq, ts.isoformat(), values_json, inference_json)
+
+
+def reading_event_text(
+    node_id: str,
+    device_id: str,
+    seq: int,
+    ts_text: str,
+    values_json: str,
+    inference_json: str | None,
+) -> str:
+    """``reading_event_json`` with ``ts`` already written (``ts.isoformat()``)."""
     # device_id and node_id match core.readings.ID_PATTERN: no JSON escaping needed
     return (
         f'{{"schema":"{SCHEMA_V1}","event_id":"{event_id_text(device_id, seq)}",'
         f'"type":"reading","node_id":"{node_id}","device_id":"{device_id}",'
-        f'"ts":"{ts.isoformat()}","data":{{"seq":{seq},"values":{values_json},'
+        f'"ts":"{ts_text}","data":{{"seq":{seq},"values":{values_json},'
         f'"inference":{inference_json or "null"}}}}}'
     )
 

@@ -8,13 +8,16 @@ registry, plus the batch latency histograms.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0,
                    2.5, 5.0)  # fmt: skip
@@ -71,6 +74,52 @@ class _CounterCollector(Collector):
             yield GaugeMetricFamily(f"edgecloud_edge_{gname}", f"edge agent: {gname}", value=gvalue)
 
 
+class BulkHistogram(Collector):
+    """A Prometheus histogram that takes a batch of observations at once (``observe_many``:
+    one numpy pass, one lock), exposed exactly as ``prometheus_client.Histogram`` exposes one
+    (``_bucket``, ``_count``, ``_sum``, ``_created``). Observing each reading of a batch
+    through ``Histogram.observe`` cost ~2.5 us a reading."""
+
+    def __init__(
+        self, name: str, documentation: str, buckets: Sequence[float], registry: CollectorRegistry
+    ) -> None:
+        self._name = name
+        self._doc = documentation
+        self._bounds = np.asarray(sorted(buckets), np.float64)
+        self._counts = [0] * (len(self._bounds) + 1)  # the last one is +Inf
+        self._sum = 0.0
+        self._created = time.time()
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def observe(self, value: float) -> None:
+        self.observe_many([value])
+
+    def observe_many(self, values: Sequence[float]) -> None:
+        if not len(values):
+            return
+        arr = np.asarray(values, np.float64)
+        # a value goes in the first bucket whose upper bound is >= it, as Histogram.observe
+        per_bucket = np.bincount(
+            np.searchsorted(self._bounds, arr, side="left"), minlength=len(self._counts)
+        ).tolist()
+        total = float(arr.sum())
+        with self._lock:
+            self._counts = [a + b for a, b in zip(self._counts, per_bucket, strict=True)]
+            self._sum += total
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        cumulative, buckets = 0.0, []
+        for bound, n in zip([*self._bounds.tolist(), float("inf")], counts, strict=True):
+            cumulative += n
+            buckets.append((floatToGoString(bound), cumulative))  # type: ignore[no-untyped-call]
+        family = HistogramMetricFamily(self._name, self._doc, buckets=buckets, sum_value=total)
+        family.add_sample(self._name + "_created", {}, self._created)
+        yield family
+
+
 class AgentMetrics:
     def __init__(self, counters: Counters, gauges: Callable[[], dict[str, float]]) -> None:
         self.registry = CollectorRegistry()
@@ -81,11 +130,11 @@ class AgentMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.receive_to_commit_seconds = Histogram(
+        self.receive_to_commit_seconds = BulkHistogram(
             "edgecloud_edge_receive_to_commit_seconds",
             "per reading: MQTT receive to DB commit",
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            LATENCY_BUCKETS,
+            self.registry,
         )
         self.inference_seconds = Histogram(
             "edgecloud_edge_inference_seconds",

@@ -90,12 +90,13 @@ def _copy_field(text: str) -> str:
     return text
 
 
-def copy_text(accepted: Sequence[Accepted], batch_id: int) -> str:
+def copy_text(accepted: Sequence[Accepted], batch_id: int, stamps: dict[float, str]) -> str:
     """The batch's rows (``COLUMNS``) in COPY's text format: one string, one write.
 
     ``copy.write_row`` adapts each value of each row in Python (about 10 us a row here); these
     values are few and simple. ``device_id`` matches ID_PATTERN (nothing to escape); the
-    ``values`` and ``inference`` JSON are escaped; NULL is ``\\N``.
+    ``values`` and ``inference`` JSON are escaped; NULL is ``\\N``. ``received_at`` is written
+    once per distinct value (messages of one socket read share it) into ``stamps``.
     """
     lines = []
     for a in accepted:
@@ -106,11 +107,23 @@ def copy_text(accepted: Sequence[Accepted], batch_id: int) -> str:
         else:
             score = _NULL if inf.score is None else repr(float(inf.score))
             tail = f"{inf_json}\t{'t' if inf.anomaly else 'f'}\t{score}"
+        received = stamps.get(a.received_at)
+        if received is None:
+            received = stamps[a.received_at] = ts_of(a.received_at).isoformat()
         lines.append(
-            f"{r.device_id}\t{r.seq}\t{r.ts.isoformat()}\t{ts_of(a.received_at).isoformat()}\t"
+            f"{r.device_id}\t{r.seq}\t{a.ts_text or r.ts.isoformat()}\t{received}\t"
             f"{_copy_field(a.values_json)}\t{tail}\t{batch_id}\n"
         )
     return "".join(lines)
+
+
+def _array_literal(items: Sequence[object], quote: bool) -> str:
+    """A Postgres array literal (``{"a","b"}`` / ``{1,2}``); quoted items hold no ``"`` or
+    ``\\`` (device ids match ID_PATTERN, timestamps are ISO text). One text parameter instead
+    of a list psycopg adapts item by item."""
+    if quote:
+        return "{" + ",".join(f'"{i}"' for i in items) + "}"
+    return "{" + ",".join(map(str, items)) + "}"
 
 
 def row_tuple(a: Accepted, batch_id: int) -> tuple[Any, ...]:
@@ -230,19 +243,26 @@ class Store:
         with raw.cursor() as cur:
             if staged:
                 cur.execute(STAGE_DDL)
+            stamps: dict[float, str] = {}
             with cur.copy(STAGE_COPY if staged else COPY_SQL) as copy:
-                copy.write(copy_text(accepted, batch_id))
+                copy.write(copy_text(accepted, batch_id, stamps))
             inserted = len(accepted)
             if staged:
                 cur.execute(STAGE_MERGE)
                 inserted = cur.rowcount
             agg = _device_marks(accepted)
-            devs = list(agg)
+            marks = agg.values()
             cur.execute(
                 OUTBOX_AND_DEVICES_PG,
-                (batch_id, len(accepted), devs, [agg[d][0] for d in devs],
-                 [ts_of(agg[d][1]) for d in devs], [agg[d][2] for d in devs]),
-            )  # fmt: skip
+                (
+                    batch_id,
+                    len(accepted),
+                    _array_literal(list(agg), quote=True),
+                    _array_literal([m[0] for m in marks], quote=False),
+                    _array_literal([stamps[m[1]] for m in marks], quote=True),
+                    _array_literal([m[2] for m in marks], quote=False),
+                ),
+            )
         return inserted
 
     def _insert_sqlite(self, conn: Connection, rows: list[tuple[Any, ...]]) -> int:
@@ -378,12 +398,15 @@ def _device_marks(accepted: list[Accepted]) -> dict[str, list[Any]]:
     """device -> [max seq, latest received_at, readings] of the batch."""
     agg: dict[str, list[Any]] = {}
     for a in accepted:
-        mark = agg.get(a.reading.device_id)
+        device, seq, at = a.reading.device_id, a.reading.seq, a.received_at
+        mark = agg.get(device)
         if mark is None:
-            agg[a.reading.device_id] = [a.reading.seq, a.received_at, 1]
+            agg[device] = [seq, at, 1]
         else:
-            mark[0] = max(mark[0], a.reading.seq)
-            mark[1] = max(mark[1], a.received_at)
+            if seq > mark[0]:
+                mark[0] = seq
+            if at > mark[1]:
+                mark[1] = at
             mark[2] += 1
     return agg
 

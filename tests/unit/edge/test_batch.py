@@ -44,6 +44,8 @@ def test_new_readings_need_no_lookup() -> None:
     assert look.calls == []
     assert (plan.duplicates, plan.out_of_order, plan.dead_letters) == (0, 0, [])
     assert json.loads(plan.accepted[0].values_json) == {"temperature": 1.0}
+    # the COPY row and the event take ts from here: the reading's own ts, written once
+    assert all(a.ts_text == a.reading.ts.isoformat() for a in plan.accepted)
 
 
 def test_invalid_payloads_become_dead_letters_with_reason() -> None:
