@@ -5,9 +5,9 @@ Types degrade from Postgres to SQLite: ``Uuid`` is native ``uuid`` on Postgres, 
 the Alembic migrations in ``cloud/migrations`` (``migrate(url)``), never by ``create_all`` in a
 running service.
 
-Table ownership: the worker writes readings, devices, aggregates_1m, nodes, heartbeats,
-model_status, model_status_latest, dead_letters, escalations and service_state; the REST API
-reads them and owns api_tokens.
+Table ownership: the worker writes readings, devices, aggregates_1m, aggregates_1h, nodes,
+heartbeats, model_status, model_status_latest, dead_letters, escalations and service_state; the
+REST API reads them and owns api_tokens.
 """
 
 from __future__ import annotations
@@ -93,6 +93,27 @@ class Aggregate1m(SQLModel, table=True):
     bucket: datetime = Field(sa_column=sa.Column(TS, primary_key=True))
     count: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     # numeric: an exact sum of the JSON decimals, the same whatever the arrival order
+    sum: float = Field(sa_column=sa.Column(sa.Numeric(asdecimal=False), nullable=False))
+    min: float = Field(sa_column=sa.Column(sa.Double, nullable=False))
+    max: float = Field(sa_column=sa.Column(sa.Double, nullable=False))
+    anomaly_count: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+
+    @property
+    def mean(self) -> float:
+        return self.sum / self.count if self.count else 0.0
+
+
+class Aggregate1h(SQLModel, table=True):
+    """The same per UTC hour: the rollup the API reads for whole-hour buckets (1h, 2h, 1d ...)
+    instead of 60 minute rows per hour. Kept by the worker in the same statement as
+    ``aggregates_1m``, from the same new readings, so it always equals the minutes folded."""
+
+    __tablename__ = "aggregates_1h"
+
+    device_id: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    metric: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    bucket: datetime = Field(sa_column=sa.Column(TS, primary_key=True))
+    count: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     sum: float = Field(sa_column=sa.Column(sa.Numeric(asdecimal=False), nullable=False))
     min: float = Field(sa_column=sa.Column(sa.Double, nullable=False))
     max: float = Field(sa_column=sa.Column(sa.Double, nullable=False))

@@ -1,5 +1,6 @@
 """The worker against the real Kafka and Postgres: duplicates, shuffles and replays give one row
-per event and the aggregates computed here independently; invalid events become dead letters."""
+per event and the aggregates (per minute and their hourly rollup) computed here independently;
+invalid events become dead letters."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from confluent_kafka import Producer
+from rollup_check import assert_rollups_consistent
 
-from edgecloud.cloud.db import Aggregate1m, make_engine, table_of
+from edgecloud.cloud.db import Aggregate1h, Aggregate1m, make_engine, table_of
 from edgecloud.cloud.migrations import migrate
 from edgecloud.cloud.settings import CloudSettings
 from edgecloud.cloud.worker.metrics import WorkerMetrics
@@ -100,6 +102,21 @@ def expected_aggregates(evs: list[dict[str, Any]]) -> dict[tuple[str, str, datet
     }
 
 
+def expected_hourly(
+    minutes: dict[tuple[str, str, datetime], tuple],
+) -> dict[tuple[str, str, datetime], tuple]:
+    """The minutes of ``expected_aggregates`` folded per hour."""
+    acc: dict[tuple[str, str, datetime], list[Any]] = {}
+    for (dev, metric, b), (n, s, lo, hi, an) in minutes.items():
+        key = (dev, metric, b.replace(minute=0))
+        a = acc.setdefault(key, [0, 0.0, lo, hi, 0])
+        a[0] += n
+        a[1] += s
+        a[2], a[3] = min(a[2], lo), max(a[3], hi)
+        a[4] += an
+    return {k: tuple(v) for k, v in acc.items()}
+
+
 def produce(bootstrap: str, items: list[tuple[str, str | None, bytes]]) -> None:
     p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
     failed: list[Any] = []
@@ -134,8 +151,10 @@ def settings(stack: Infra, pg_url: str, prefix: str, group: str) -> CloudSetting
 
 def snapshot(engine: sa.Engine) -> dict[str, Any]:
     agg = table_of(Aggregate1m)
+    agg_h = table_of(Aggregate1h)
     with engine.connect() as conn:
         rows = conn.execute(sa.select(agg)).all()
+        hours = conn.execute(sa.select(agg_h)).all()
         return {
             "readings": sorted(
                 str(x) for x in conn.execute(sa.text("SELECT event_id FROM readings")).scalars()
@@ -143,6 +162,10 @@ def snapshot(engine: sa.Engine) -> dict[str, Any]:
             "aggregates": {
                 (r.device_id, r.metric, r.bucket): (r.count, r.sum, r.min, r.max, r.anomaly_count)
                 for r in rows
+            },
+            "aggregates_1h": {
+                (r.device_id, r.metric, r.bucket): (r.count, r.sum, r.min, r.max, r.anomaly_count)
+                for r in hours
             },
             "devices": conn.execute(
                 sa.text(
@@ -199,6 +222,8 @@ def test_duplicates_shuffles_and_replays(
     assert first["readings"] == sorted(e["event_id"] for e in evs)
     assert w.totals.written.readings_new == 600 and w.totals.written.readings_duplicate == 600
     assert first["aggregates"] == expected_aggregates(evs)
+    assert first["aggregates_1h"] == expected_hourly(expected_aggregates(evs))
+    assert_rollups_consistent(engine)
     assert [(d[0], d[2], d[3]) for d in first["devices"]] == [
         (f"press-{d}", 150, 149) for d in range(4)
     ]
@@ -230,6 +255,45 @@ def test_duplicates_shuffles_and_replays(
     assert again.totals.written.readings_new == 0
     second = snapshot(engine)
     assert second == first
+    assert_rollups_consistent(engine)
+
+
+def test_hourly_rollup_under_duplicates_replays_and_disorder(engine: sa.Engine) -> None:
+    """Readings over 5 hours (hour edges inside batches), each sent twice, shuffled, in small
+    batches, then the whole stream replayed: aggregates_1h equals aggregates_1m folded per hour
+    and the readings folded per hour, exactly (decimal values, numeric sums)."""
+    from edgecloud.adapters.kafka_consumer import RawMessage
+    from edgecloud.cloud.worker.decode import decode
+    from edgecloud.cloud.worker.store import Store
+
+    evs = []
+    for d in range(3):
+        for seq in range(300):
+            ev = reading(f"dev-h{d}", seq)
+            ev["ts"] = (T0 + timedelta(seconds=61 * seq + 17 * d, microseconds=seq)).isoformat()
+            ev["data"]["values"]["ratio"] = round(0.001 * seq + 0.1, 3)  # not binary-exact
+            evs.append(ev)
+    stream = [json.dumps(e).encode() for e in evs] * 2
+    random.Random(11).shuffle(stream)
+    msgs = [RawMessage("p.edgecloud.readings", 0, i, None, v) for i, v in enumerate(stream)]
+    store = Store(engine)
+    new = sum(
+        store.write(decode(msgs[k : k + 37], "p.edgecloud.dead-letters")).readings_new
+        for k in range(0, len(msgs), 37)
+    )
+    assert new == len(evs)
+    first = assert_rollups_consistent(engine)
+    assert len({b for _, _, b in first["1h"]}) == 6  # 10:00 .. 15:00
+    before = snapshot(engine)
+    expected = expected_hourly(expected_aggregates(evs))
+    assert before["aggregates_1h"].keys() == expected.keys()
+    for key, (n, total, lo, hi, anomalies) in expected.items():
+        got = before["aggregates_1h"][key]
+        assert (got[0], got[2], got[3], got[4]) == (n, lo, hi, anomalies), key
+        assert got[1] == pytest.approx(total, rel=1e-12), key
+    replay = store.write(decode(msgs[::-1], "p.edgecloud.dead-letters"))  # all again, reversed
+    assert replay.readings_new == 0
+    assert snapshot(engine) == before
 
 
 @pytest.mark.parametrize("batch_size", [1, 500])

@@ -1,5 +1,6 @@
 """The Store on SQLite (plain upserts): duplicates and shuffles give one row each and the same
-aggregates, computed here independently."""
+aggregates (per minute and per hour), computed here independently; the migration that adds
+aggregates_1h backfills it from aggregates_1m."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from edgecloud.core.events import reading_event_id
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 
-def events(n: int) -> list[dict[str, Any]]:
+def events(n: int, spacing_s: int = 7) -> list[dict[str, Any]]:
     out = []
     for i in range(n):
         dev = f"dev-{i % 3}"
@@ -35,7 +36,7 @@ def events(n: int) -> list[dict[str, Any]]:
                 "type": "reading",
                 "node_id": "edge-a",
                 "device_id": dev,
-                "ts": (T0 + timedelta(seconds=7 * i)).isoformat(),
+                "ts": (T0 + timedelta(seconds=spacing_s * i)).isoformat(),
                 "data": {
                     "seq": i,
                     "values": {"t": 20 + i % 5, "v": 0.25 * (i % 7), "wave": [1.0, 2.0]},
@@ -68,6 +69,33 @@ def expected_aggregates(evs: list[dict[str, Any]]) -> dict[tuple[str, str, datet
             sum(1 for _, a in xs if a),
         )
         for k, xs in acc.items()
+    }
+
+
+def hourly(
+    minutes: dict[tuple[str, str, datetime], tuple],
+) -> dict[tuple[str, str, datetime], tuple]:
+    acc: dict[tuple[str, str, datetime], list[Any]] = {}
+    for (dev, metric, b), (n, s, lo, hi, an) in minutes.items():
+        a = acc.setdefault((dev, metric, b.replace(minute=0)), [0, 0, lo, hi, 0])
+        a[0] += n
+        a[1] += s
+        a[2], a[3] = min(a[2], lo), max(a[3], hi)
+        a[4] += an
+    return {k: tuple(v) for k, v in acc.items()}
+
+
+def read_aggregates(engine: sa.Engine, table: str) -> dict[tuple[str, str, datetime], tuple]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT device_id, metric, bucket, count, sum, min, max, anomaly_count "
+                f"FROM {table}"
+            )
+        ).all()
+    return {
+        (r[0], r[1], datetime.fromisoformat(str(r[2])).replace(tzinfo=UTC)): tuple(r[3:])
+        for r in rows
     }
 
 
@@ -108,6 +136,7 @@ def test_duplicates_and_shuffles_give_one_row_each(tmp_path: Path) -> None:
         for r in rows
     }
     assert got == expected_aggregates(evs)
+    assert read_aggregates(engine, "aggregates_1h") == hourly(expected_aggregates(evs))
     assert devices == [("dev-0", 20, 57), ("dev-1", 20, 58), ("dev-2", 20, 59)]
     assert esc == 6
     publish_disabled(engine)
@@ -151,4 +180,60 @@ def test_heartbeats_and_model_status_on_sqlite(tmp_path: Path) -> None:
         phase = conn.execute(sa.text("SELECT phase FROM model_status_latest")).scalar_one()
     assert (json.loads(node[0]) if isinstance(node[0], str) else node[0]) == {"site": "new"}
     assert node[1] == 4 and phase == "active"
+    engine.dispose()
+
+
+def test_hourly_rollup_across_hours_with_duplicates_and_replays(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cloud.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    store = Store(engine)
+    evs = events(150, spacing_s=97)  # about 4 hours, 3 devices
+    stream = [json.dumps(e).encode() for e in evs] * 2
+    random.Random(3).shuffle(stream)
+    msgs = [RawMessage("p.edgecloud.readings", 0, i, None, v) for i, v in enumerate(stream)]
+    for k in range(0, len(msgs), 19):
+        store.write(decode(msgs[k : k + 19], "p.edgecloud.dead-letters"))
+    assert store.write(decode(msgs, "p.edgecloud.dead-letters")).readings_new == 0  # a replay
+    expected = expected_aggregates(evs)
+    assert read_aggregates(engine, "aggregates_1m") == expected
+    hours = read_aggregates(engine, "aggregates_1h")
+    assert hours == hourly(expected) and len({b for _, _, b in hours}) == 5
+    engine.dispose()
+
+
+def test_migration_backfills_aggregates_1h_from_the_minutes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cloud.db'}"
+    migrate(url, "0006_registry_rollouts")  # before aggregates_1h
+    engine = make_engine(url)
+    minutes: dict[tuple[str, str, datetime], tuple] = {}
+    rng = random.Random(1)
+    for m in range(0, 200, 3):
+        for dev in ("dev-a", "dev-b"):
+            n = rng.randint(1, 9)
+            lo, hi = rng.randint(0, 50) * 0.5, rng.randint(50, 99) * 0.5
+            minutes[(dev, "t", T0 + timedelta(minutes=m))] = (n, n * 25.5, lo, hi, m % 4)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO aggregates_1m (device_id, metric, bucket, count, sum, min, max, "
+                "anomaly_count) VALUES (:d, :m, :b, :n, :s, :lo, :hi, :an)"
+            ),
+            [
+                {
+                    "d": d,
+                    "m": m,
+                    "b": b.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                    "n": v[0],
+                    "s": v[1],
+                    "lo": v[2],
+                    "hi": v[3],
+                    "an": v[4],
+                }
+                for (d, m, b), v in minutes.items()
+            ],
+        )
+    migrate(url)
+    assert read_aggregates(engine, "aggregates_1h") == hourly(minutes)
+    assert len(hourly(minutes)) == 2 * 4  # 10:00 .. 13:00
     engine.dispose()

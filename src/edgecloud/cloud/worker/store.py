@@ -2,7 +2,8 @@
 
 Postgres: the reading envelopes are COPYed into a temporary staging table, then a single
 statement inserts them into ``readings`` with ``ON CONFLICT DO NOTHING RETURNING`` and, from
-exactly the rows that were new, updates ``aggregates_1m``, ``devices`` and the escalation queue
+exactly the rows that were new, updates ``aggregates_1m`` and its hourly rollup ``aggregates_1h``
+(both from one per-minute grouping of the new values), ``devices`` and the escalation queue
 (data-modifying CTEs). A replayed or duplicated event therefore changes nothing, whatever the
 order. SQLite: the same semantics with plain upserts, aggregates folded in Python.
 
@@ -65,18 +66,31 @@ WITH ins AS (
   CROSS JOIN LATERAL (SELECT NULLIF(s.payload->'data'->'inference', 'null'::jsonb) AS inf) i
   ON CONFLICT DO NOTHING
   RETURNING r.event_id, r.device_id, r.seq, r.node_id, r.ts, r."values", r.anomaly, r.escalate
-), agg AS (
-  INSERT INTO aggregates_1m AS a (device_id, metric, bucket, count, sum, min, max, anomaly_count)
-  SELECT ins.device_id, kv.key, date_trunc('minute', ins.ts, 'UTC'), count(*),
-         sum(kv.value::numeric), min(kv.value::float8), max(kv.value::float8),
-         count(*) FILTER (WHERE ins.anomaly)
+), m AS (
+  -- the new readings' numeric values per minute, once: both rollups are fed from these rows
+  SELECT ins.device_id, kv.key AS metric, date_trunc('minute', ins.ts, 'UTC') AS bucket,
+         count(*) AS n, sum(kv.value::numeric) AS s, min(kv.value::float8) AS lo,
+         max(kv.value::float8) AS hi, count(*) FILTER (WHERE ins.anomaly) AS an
   FROM ins CROSS JOIN LATERAL jsonb_each(ins."values") kv
   WHERE jsonb_typeof(kv.value) = 'number'
   GROUP BY 1, 2, 3
+), agg AS (
+  INSERT INTO aggregates_1m AS a (device_id, metric, bucket, count, sum, min, max, anomaly_count)
+  SELECT device_id, metric, bucket, n, s, lo, hi, an FROM m
   ON CONFLICT (device_id, metric, bucket) DO UPDATE SET
     count = a.count + excluded.count, sum = a.sum + excluded.sum,
     min = least(a.min, excluded.min), max = greatest(a.max, excluded.max),
     anomaly_count = a.anomaly_count + excluded.anomaly_count
+  RETURNING 1
+), agg_h AS (
+  INSERT INTO aggregates_1h AS h (device_id, metric, bucket, count, sum, min, max, anomaly_count)
+  SELECT device_id, metric, date_trunc('hour', bucket, 'UTC'), sum(n), sum(s), min(lo), max(hi),
+         sum(an)
+  FROM m GROUP BY 1, 2, 3
+  ON CONFLICT (device_id, metric, bucket) DO UPDATE SET
+    count = h.count + excluded.count, sum = h.sum + excluded.sum,
+    min = least(h.min, excluded.min), max = greatest(h.max, excluded.max),
+    anomaly_count = h.anomaly_count + excluded.anomaly_count
   RETURNING 1
 ), dev AS (
   INSERT INTO devices AS d (device_id, node_id, first_seen, last_seen, last_seq, readings)
@@ -99,7 +113,7 @@ WITH ins AS (
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM esc),
-       (SELECT count(*) FROM agg), (SELECT count(*) FROM dev)
+       (SELECT count(*) FROM agg), (SELECT count(*) FROM dev), (SELECT count(*) FROM agg_h)
 """
 
 
@@ -437,26 +451,43 @@ def _bucket(ts: datetime) -> datetime:
     return ts.astimezone(UTC).replace(second=0, microsecond=0)
 
 
+Fold = list[Any]  # [count, sum, min, max, anomaly_count]
+
+
+def _fold(
+    acc: dict[tuple[str, str, datetime], Fold], key: tuple[str, str, datetime], f: Fold
+) -> None:
+    a = acc.get(key)
+    if a is None:
+        acc[key] = list(f)
+    else:
+        a[0] += f[0]
+        a[1] += f[1]
+        a[2] = min(a[2], f[2])
+        a[3] = max(a[3], f[3])
+        a[4] += f[4]
+
+
 def _sqlite_aggregates(conn: Connection, new: list[ReadingEvent]) -> None:
-    acc: dict[tuple[str, str, datetime], list[float]] = {}
+    """The new readings' numeric values per minute into ``aggregates_1m``, and the same minutes
+    folded per hour into ``aggregates_1h``."""
+    minutes: dict[tuple[str, str, datetime], Fold] = {}
     for ev in new:
         anomaly = 1 if ev.data.inference and ev.data.inference.anomaly else 0
         b = _bucket(ev.ts)
         for name, v in ev.data.values.items():
-            if isinstance(v, list):
-                continue
-            a = acc.get((ev.device_id, name, b))
-            if a is None:
-                acc[(ev.device_id, name, b)] = [1, v, v, v, anomaly]
-            else:
-                a[0] += 1
-                a[1] += v
-                a[2] = min(a[2], v)
-                a[3] = max(a[3], v)
-                a[4] += anomaly
-    if not acc:
-        return
-    t = db.table_of(db.Aggregate1m)
+            if not isinstance(v, list):
+                _fold(minutes, (ev.device_id, name, b), [1, v, v, v, anomaly])
+    hours: dict[tuple[str, str, datetime], Fold] = {}
+    for (dev, metric, b), f in minutes.items():
+        _fold(hours, (dev, metric, b.replace(minute=0)), f)
+    _sqlite_upsert(conn, db.table_of(db.Aggregate1m), minutes)
+    _sqlite_upsert(conn, db.table_of(db.Aggregate1h), hours)
+
+
+def _sqlite_upsert(
+    conn: Connection, t: sa.Table, acc: dict[tuple[str, str, datetime], Fold]
+) -> None:
     for (dev, metric, b), (n, s, lo, hi, an) in acc.items():
         up = _insert(conn, t).values(
             device_id=dev, metric=metric, bucket=b, count=n, sum=s, min=lo, max=hi, anomaly_count=an
