@@ -14,13 +14,14 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from rollup_check import HOURS_FROM_MINUTES, assert_rollups_consistent
 from sqlmodel import Session
 
 from edgecloud.bench import rest
 from edgecloud.cloud import auth
-from edgecloud.cloud.api import create_app
+from edgecloud.cloud.api import create_app, queries
 from edgecloud.cloud.api.deps import PUBLIC_PATHS, ScopeGuard
-from edgecloud.cloud.api.params import floor_to
+from edgecloud.cloud.api.params import floor_to, parse_bucket
 from edgecloud.cloud.api.schemas import AggregatesOut
 from edgecloud.cloud.db import make_engine
 from edgecloud.cloud.escalation.state import write_state
@@ -51,6 +52,7 @@ def api(pg_url: str) -> Iterator[Api]:
     app = create_app(CloudSettings(database_url=pg_url, max_body_bytes=4096))
     with TestClient(app) as client:  # the lifespan runs the migrations
         rest.seed(pg_url, DATA)
+        _rebuild_hours(pg_url)
         engine = make_engine(pg_url)
         tokens, ids = {}, {}
         with Session(engine) as session:
@@ -63,6 +65,18 @@ def api(pg_url: str) -> Iterator[Api]:
             ids["victim"] = row.id
         engine.dispose()
         yield Api(client, pg_url, tokens, ids)
+
+
+def _rebuild_hours(url: str) -> None:
+    """``rest.seed`` writes readings and aggregates_1m in SQL, as the worker would have; the
+    worker keeps aggregates_1h beside aggregates_1m, so derive it here the same way (rebuilt,
+    whether the seed wrote it or not)."""
+    with _raw(url) as conn:
+        conn.execute("DELETE FROM aggregates_1h")
+        conn.execute(
+            "INSERT INTO aggregates_1h (device_id, metric, bucket, count, sum, min, max,"
+            " anomaly_count)" + HOURS_FROM_MINUTES
+        )
 
 
 def _routes(app: Any) -> list[tuple[str, str, Any]]:
@@ -269,6 +283,52 @@ def test_aggregates_match_the_raw_readings(api: Api, bucket: str) -> None:
         assert g[:2] == e[:2] and g[5] == e[5]
         assert g[2:5] == pytest.approx(e[2:5], rel=1e-9)
     assert sum(p.anomaly_count for p in body.items) > 0 or bucket == "1m"
+
+
+@pytest.mark.parametrize("bucket", ["1h", "2h", "3h", "1d"])
+@pytest.mark.parametrize("metric", ["temperature", None])
+def test_whole_hour_buckets_from_the_rollup_answer_what_the_minutes_answer(
+    api: Api, bucket: str, metric: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Byte for byte: the API's answer (from aggregates_1h) ends with the items the minute
+    table's statement builds; the SQLAlchemy path gives the same points from either table."""
+    step = parse_bucket(bucket)
+    assert queries.rollup(step)[0] == "aggregates_1h"
+    assert "aggregates_1h" in queries.pg_items_json_sql(step, metric)
+    params = {"device_id": "dev-0001", "bucket": bucket}
+    params["since"] = (DATA.start - timedelta(minutes=50)).isoformat()
+    params["until"] = (END + timedelta(minutes=5)).isoformat()
+    if metric is not None:
+        params["metric"] = metric
+    res = api.get("/api/v1/aggregates", **params)
+    assert res.status_code == 200, res.text
+    body = res.json()
+    since, until = datetime.fromisoformat(body["since"]), datetime.fromisoformat(body["until"])
+    assert floor_to(since, timedelta(hours=1)) == since and len(body["items"]) > 0
+    minutes_sql = queries._PG_ITEMS_JSON[("aggregates_1m", True, metric is not None)]
+    args = {"device_id": "dev-0001", "metric": metric, "since": since, "until": until}
+    with _raw(api.url) as conn:
+        row = conn.execute(minutes_sql, {**args, "step": step}).fetchone()
+    assert row is not None and res.text.endswith(',"items":' + row[0] + "}")
+
+    engine = make_engine(api.url)
+    try:
+        with Session(engine) as session:
+            hours = queries.aggregates(session, step=step, **args)
+            monkeypatch.setattr(queries, "rollup", lambda s: ("aggregates_1m", True))
+            minutes = queries.aggregates(session, step=step, **args)
+    finally:
+        engine.dispose()
+    assert hours == minutes and len(hours) == len(body["items"])
+
+
+def test_seeded_rollups_are_consistent(api: Api) -> None:
+    engine = make_engine(api.url)
+    try:
+        r = assert_rollups_consistent(engine)
+    finally:
+        engine.dispose()
+    assert len({b for _, _, b in r["1h"]}) >= 2
 
 
 def test_aggregates_all_metrics_and_errors(api: Api) -> None:

@@ -1,8 +1,10 @@
 """The SQL behind the read routes. Routes stay thin; every query here is keyset-paginated or
 bounded, and uses an index of ``cloud/db.py`` (see docs/cloud-api.md).
 
-Aggregates at a bucket larger than a minute are re-aggregated from ``aggregates_1m``: in SQL with
-``date_bin`` on Postgres, in Python elsewhere (SQLite, for a quick local run).
+Aggregates come from the worker's rollups: ``aggregates_1h`` when the bucket is a whole number
+of hours on Postgres (``since`` / ``until`` are on the bucket grid, hence on whole hours),
+``aggregates_1m`` otherwise; at a bucket larger than the table's, re-aggregated in SQL with
+``date_bin`` on Postgres, in Python elsewhere (SQLite, for a quick local run, reads minutes).
 """
 
 from __future__ import annotations
@@ -27,24 +29,48 @@ from edgecloud.cloud.db import (
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_PG_REBUCKET = text(
+_MINUTE = timedelta(minutes=1)
+_HOUR = timedelta(hours=1)
+
+
+def rollup(step: timedelta) -> tuple[str, bool]:
+    """The table a ``step`` bucket is read from on Postgres, and whether its rows must be
+    re-aggregated (``step`` larger than the table's grain).
+
+    A whole number of hours reads ``aggregates_1h``: 1 row per hour instead of 60 (the 1h
+    bucket over a day was ~1,666 minute rows, an index scan, a sort and numeric sums: 2.3 ms of
+    Postgres against 0.5 ms for 1m buckets). The answer is the same: counts and numeric sums
+    add up exactly, min/max fold, and an hour row lies within one step bucket since the step
+    grid counts whole hours from the epoch."""
+    if step % _HOUR == timedelta(0):
+        return "aggregates_1h", step > _HOUR
+    return "aggregates_1m", step > _MINUTE
+
+
+_PG_REBUCKET_SQL = (
     "SELECT metric, date_bin(:step, bucket, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS b,"
     " sum(count) AS n, min(min) AS lo, max(max) AS hi, sum(sum) AS total,"
     " sum(anomaly_count) AS anomalies"
-    " FROM aggregates_1m"
+    " FROM {table}"
     " WHERE device_id = :device_id AND bucket >= :since AND bucket < :until"
     " AND (CAST(:metric AS text) IS NULL OR metric = CAST(:metric AS text))"
     " GROUP BY metric, b ORDER BY metric, b"
 )
-
-_MINUTES = text(
-    "SELECT metric, bucket, count, min, max, sum, anomaly_count FROM aggregates_1m"
+_ROWS_SQL = (
+    "SELECT metric, bucket, count, min, max, sum, anomaly_count FROM {table}"
     " WHERE device_id = :device_id AND bucket >= :since AND bucket < :until"
     " AND (CAST(:metric AS text) IS NULL OR metric = CAST(:metric AS text))"
     " ORDER BY metric, bucket"
 )
+# (table, re-aggregate) -> the SQLAlchemy statement
+_SA_AGGREGATES = {
+    (table, again): text((_PG_REBUCKET_SQL if again else _ROWS_SQL).format(table=table))
+    for table in ("aggregates_1m", "aggregates_1h")
+    for again in (False, True)
+}
+_MINUTES = _SA_AGGREGATES[("aggregates_1m", False)]
 
-# The same two statements for the async psycopg path (Postgres), in psycopg's param style, with
+# The same statements for the async psycopg path (Postgres), in psycopg's param style, with
 # the same column names (metric, b, n, lo, hi, total, anomalies). Each in two forms, for one
 # metric and for all: "(%(metric)s IS NULL OR metric = %(metric)s)" in one statement kept the
 # metric out of the index condition once psycopg prepared it (Postgres' generic plan), so a
@@ -52,15 +78,15 @@ _MINUTES = text(
 # 1.5 ms of Postgres CPU per query.
 _WHERE = "WHERE device_id = %(device_id)s AND bucket >= %(since)s AND bucket < %(until)s"
 _ONE_METRIC = " AND metric = %(metric)s::text"
-PG_MINUTES = (
+PG_ROWS = (
     "SELECT metric, bucket AS b, count AS n, min AS lo, max AS hi, sum AS total,"
-    " anomaly_count AS anomalies FROM aggregates_1m {where} ORDER BY metric, bucket"
+    " anomaly_count AS anomalies FROM {table} {where} ORDER BY metric, bucket"
 )
 PG_REBUCKET = (
     "SELECT metric, date_bin(%(step)s, bucket, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS b,"
     " sum(count) AS n, min(min) AS lo, max(max) AS hi, sum(sum) AS total,"
     " sum(anomaly_count) AS anomalies"
-    " FROM aggregates_1m {where} GROUP BY metric, b ORDER BY metric, b"
+    " FROM {table} {where} GROUP BY metric, b ORDER BY metric, b"
 )
 
 
@@ -81,21 +107,22 @@ def _items_json(rows_sql: str) -> str:
     )
 
 
-# (bucket larger than a minute, one metric) -> the statement
+# (table, re-aggregate, one metric) -> the statement
 _PG_ITEMS_JSON = {
-    (rebucket, one): _items_json(
-        (PG_REBUCKET if rebucket else PG_MINUTES).format(
-            where=_WHERE + (_ONE_METRIC if one else "")
+    (table, again, one): _items_json(
+        (PG_REBUCKET if again else PG_ROWS).format(
+            table=table, where=_WHERE + (_ONE_METRIC if one else "")
         )
     )
-    for rebucket in (False, True)
+    for table in ("aggregates_1m", "aggregates_1h")
+    for again in (False, True)
     for one in (False, True)
 }
 
 
 def pg_items_json_sql(step: timedelta, metric: str | None) -> str:
     """The statement ``aggregates_pg_json`` sends (the REST benchmark's limit sends it too)."""
-    return _PG_ITEMS_JSON[(step > timedelta(minutes=1), metric is not None)]
+    return _PG_ITEMS_JSON[(*rollup(step), metric is not None)]
 
 
 PG_DEVICE_EXISTS = "SELECT 1 FROM devices WHERE device_id = %(device_id)s"
@@ -177,8 +204,8 @@ def aggregates(
         "until": until,
     }
     postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres and step > timedelta(minutes=1):
-        rows = session.execute(_PG_REBUCKET, {**params, "step": step}).all()
+    if postgres:
+        rows = session.execute(_SA_AGGREGATES[rollup(step)], {**params, "step": step}).all()
     else:
         rows = session.execute(_MINUTES, params).all()
     points = [Point(r[0], aware(r[1]), int(r[2]), r[3], r[4], float(r[5]), int(r[6])) for r in rows]

@@ -1,7 +1,8 @@
 """``GET /api/v1/aggregates``: per metric, per bucket count / min / max / mean / anomaly count.
 
 Buckets are any whole number of minutes (1m, 5m, 15m, 1h, 1d ...), re-aggregated from the
-``aggregates_1m`` rows the worker keeps; ``since`` is rounded down and ``until`` up onto the
+``aggregates_1m`` rows the worker keeps (on Postgres, whole hours from its hourly rollup
+``aggregates_1h``: ``queries.rollup``); ``since`` is rounded down and ``until`` up onto the
 bucket grid (counted from the Unix epoch, so 1d buckets are UTC days). Defaults: ``until`` now,
 ``since`` one hour before ``until``. At most 10,000 buckets per metric per request.
 """
