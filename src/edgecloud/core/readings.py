@@ -103,6 +103,8 @@ _DECODE = json.JSONDecoder(parse_constant=_reject_constant).decode
 
 
 def _parse_ts(raw: Any) -> datetime:
+    if type(raw) is float and 0.0 <= raw <= 32503680000.0:  # the common case, first (nan fails)
+        return datetime.fromtimestamp(raw, tz=UTC)
     if isinstance(raw, bool):
         raise InvalidReading("wrong_type", "ts must be an RFC 3339 string or epoch seconds")
     if isinstance(raw, int | float):
@@ -186,7 +188,8 @@ def _fast_numbers(items: Any) -> bool:
     for v in items:
         t = type(v)
         if t is float:
-            if v - v != 0.0 or not -_BIG_FLOAT < v < _BIG_FLOAT:  # inf, nan, or maybe an int
+            # the range also refuses inf and nan (every comparison with nan is false)
+            if not -_BIG_FLOAT < v < _BIG_FLOAT:  # inf, nan, or maybe an int beyond 64 bits
                 return False
         elif t is not int or not -_FAST_INT < v < _FAST_INT:
             return False
@@ -221,10 +224,12 @@ def _fast_reading(body: dict[str, Any], ts: datetime) -> Reading | None:
         or not _known(device_id, _known_ids, _ID_FULL)
     ):
         return None
+    if not _known_names.issuperset(values):  # names seen before: one set operation for all
+        for name in values:
+            if not _known(name, _known_names, _NAME_FULL):
+                return None
     scalars = []
-    for name, v in values.items():
-        if not _known(name, _known_names, _NAME_FULL):
-            return None
+    for v in values.values():
         if type(v) is list:
             if not 1 <= len(v) <= MAX_ARRAY_LEN or not _fast_numbers(v):
                 return None
