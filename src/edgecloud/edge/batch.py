@@ -148,8 +148,9 @@ def classify(
     suspicious = [k for k in seen if k[1] <= last_seqs.get(k[0], -1)]
     stored = lookup(suspicious) if suspicious else {}
     batch_last: dict[str, int] = {}
+    accepted = plan.accepted
     for key, acc in seen.items():
-        old = stored.get(key)
+        old = stored.get(key) if stored else None
         if old is not None:
             if same_body(old[0], old[1], acc.reading):
                 plan.duplicates += 1
@@ -157,12 +158,14 @@ def classify(
                 plan.dead_letters.append(_conflict(acc, "stored"))
             continue
         device, seq = key
-        last = max(last_seqs.get(device, -1), batch_last.get(device, -1))
-        if seq < last:
+        last = last_seqs.get(device, -1)
+        in_batch = batch_last.get(device, -1)
+        if seq < last or seq < in_batch:
             plan.out_of_order += 1
         else:
             batch_last[device] = seq
-        acc.values_json = _values_json(acc.reading.values)
-        acc.ts_text = acc.reading.ts.isoformat()
-        plan.accepted.append(acc)
+        reading = acc.reading
+        acc.values_json = _values_json(reading.values)
+        acc.ts_text = reading.ts.isoformat()
+        accepted.append(acc)
     return plan
