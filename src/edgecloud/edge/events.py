@@ -15,13 +15,15 @@ from datetime import datetime
 from edgecloud.core.events import READING_NAMESPACE, SCHEMA_V1
 
 _NS = READING_NAMESPACE.bytes
-_VARIANT = "89ab89ab89ab89ab"  # hex digit -> RFC 4122 variant (10xx), as uuid.UUID sets it
+_sha1 = hashlib.sha1
+# hex digit -> RFC 4122 variant (10xx), as uuid.UUID sets it (a dict: int(digit, 16) costs more)
+_VARIANT = dict(zip("0123456789abcdef", "89ab89ab89ab89ab", strict=True))
 
 
 def event_id_text(device_id: str, seq: int) -> str:
     """``str(core.events.reading_event_id(device_id, seq))``, without the UUID object."""
-    h = hashlib.sha1(_NS + f"{device_id}\x1f{seq}".encode()).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:32]}"
+    h = _sha1(_NS + f"{device_id}\x1f{seq}".encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def reading_event_json(
