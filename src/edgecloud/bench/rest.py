@@ -7,10 +7,11 @@ For ``bench/cloud.py`` (``edgecloud bench cloud``)::
 
 ``admin_url``: a Postgres URL whose user may CREATE DATABASE (the ``stack`` fixture's
 ``pg_admin_url``, or the dev stack's). ``run`` makes a fresh database, migrates it, seeds
-``readings`` / ``devices`` / ``aggregates_1m`` in SQL (generate_series, no client round trips),
-starts ``edgecloud cloud api`` as a subprocess (uvicorn, default settings, access log on), and
-drives ``GET /api/v1/aggregates`` open-loop: request i is due at ``t0 + i / rate`` whatever the
-answers before it, and its latency is counted from that due time (no coordinated omission).
+``readings`` / ``devices`` / ``aggregates_1m`` / ``aggregates_1h`` in SQL (generate_series, no
+client round trips), starts ``edgecloud cloud api`` as a subprocess (uvicorn, default
+settings, access log on), and drives ``GET /api/v1/aggregates`` open-loop: request i is due
+at ``t0 + i / rate`` whatever the answers before it, and its latency is counted from that due
+time (no coordinated omission).
 The mix: 1m buckets over a 1 h window, 5m over 6 h, 1h over the whole span, random device and
 metric. The limit is the same SQL sent by psycopg (async, a pool of connections) at the same
 rate in the same run: ``limit_rate_per_s`` its achieved rate, ``ratio_to_limit`` =
@@ -90,7 +91,7 @@ def drop_database(admin_url: str, name: str) -> None:
 
 
 def seed(url: str, data: Dataset, anomaly_every: int = 97) -> None:
-    """Readings, devices, aggregates_1m and two nodes, all in SQL (about 30 s for 1M), then
+    """Readings, devices, aggregates_1m and _1h and two nodes, all in SQL (about 30 s for 1M), then
     VACUUM (ANALYZE), so that no autovacuum of the new rows runs during the measurement."""
     params = {
         "devices": data.devices,
@@ -129,6 +130,16 @@ def seed(url: str, data: Dataset, anomaly_every: int = 97) -> None:
                    count(*) FILTER (WHERE r.anomaly)
             FROM readings r, jsonb_each_text(r.values) v
             GROUP BY 1, 2, 3
+            """
+        )
+        # the hourly rollup the worker keeps beside the minutes (1h/1d buckets read it)
+        conn.execute(
+            """
+            INSERT INTO aggregates_1h (device_id, metric, bucket, count, sum, min, max,
+                                       anomaly_count)
+            SELECT device_id, metric, date_trunc('hour', bucket, 'UTC'), sum(count), sum(sum),
+                   min(min), max(max), sum(anomaly_count)
+            FROM aggregates_1m GROUP BY 1, 2, 3
             """
         )
         conn.execute(
