@@ -236,15 +236,12 @@ class OnnxBackend:
         labels = mapped.labels if mapped.labels is not None else [None] * n
         if not mapped.raw:
             raw: list[dict[str, Any]] = [{} for _ in range(n)]
-        elif len(mapped.raw) == 1:
+        else:  # one dict a reading, filled output by output (cheaper than dict(zip(...)))
             name, values = mapped.raw[0]
             raw = [{name: v} for v in values]
-        else:
-            names = [name for name, _ in mapped.raw]
-            raw = [
-                dict(zip(names, vs, strict=True))
-                for vs in zip(*(v for _, v in mapped.raw), strict=True)
-            ]
+            for name, values in mapped.raw[1:]:
+                for out, v in zip(raw, values, strict=True):
+                    out[name] = v
         name, version, failed = m.name, m.version, mapped.failed
         for i, (p, out, s, lab, c, a, e) in enumerate(
             zip(positions, raw, score, labels, conf, anomaly, escalate, strict=True)
