@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -99,13 +101,12 @@ def copy_text(accepted: Sequence[Accepted], batch_id: int, stamps: dict[float, s
     once per distinct value (messages of one socket read share it) into ``stamps``.
     """
     lines = []
-    for a in accepted:
+    for a, score in zip(accepted, _score_texts(accepted), strict=True):
         r, inf = a.reading, a.inference
         inf_json = _NULL if a.inference_json is None else _copy_field(a.inference_json)
         if inf is None:
             tail = f"{inf_json}\t{_NULL}\t{_NULL}"
         else:
-            score = _NULL if inf.score is None else repr(float(inf.score))
             tail = f"{inf_json}\t{'t' if inf.anomaly else 'f'}\t{score}"
         received = stamps.get(a.received_at)
         if received is None:
@@ -115,6 +116,20 @@ def copy_text(accepted: Sequence[Accepted], batch_id: int, stamps: dict[float, s
             f"{_copy_field(a.values_json)}\t{tail}\t{batch_id}\n"
         )
     return "".join(lines)
+
+
+def _score_texts(accepted: Sequence[Accepted]) -> list[str]:
+    """Each reading's score as COPY text (``\\N`` for none): one orjson call for the batch
+    (shortest round-trip digits, as repr; ~1 us a row less than repr per row). A score that is
+    not finite or not a float (never made by the backends) is written by repr."""
+    scores = [
+        None if a.inference is None or a.inference.score is None else float(a.inference.score)
+        for a in accepted
+    ]
+    if not all(s is None or math.isfinite(s) for s in scores):
+        return [_NULL if s is None else repr(s) for s in scores]
+    text = orjson.dumps(scores).decode()[1:-1]
+    return [_NULL if t == "null" else t for t in text.split(",")] if scores else []
 
 
 def _array_literal(items: Sequence[object], quote: bool) -> str:
