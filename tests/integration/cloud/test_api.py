@@ -484,8 +484,8 @@ def fast_answers(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     seen: list[bool] = []
     original = fastpath.AggregatesFastPath._answer
 
-    async def spy(self: Any, scope: Any) -> str | None:
-        text = await original(self, scope)
+    async def spy(self: Any, state: Any, scope: Any) -> str | None:
+        text = await original(self, state, scope)
         seen.append(text is not None)
         return text
 
@@ -551,3 +551,35 @@ def test_fast_path_stops_serving_a_revoked_token(api: Api, fast_answers: list[bo
     gone = api.client.get("/api/v1/aggregates", params={"device_id": "dev-0002"}, headers=headers)
     assert gone.status_code == 401
     assert fast_answers[-1] is False
+
+
+def _fast_count(api: Api) -> float:
+    line = 'edgecloud_api_requests_total{method="GET",route="/api/v1/aggregates",status="200"} '
+    for row in api.get("/metrics").text.splitlines():
+        if row.startswith(line):
+            return float(row[len(line) :])
+    return 0.0
+
+
+def test_fast_path_answers_are_counted_in_the_metrics(api: Api, fast_answers: list[bool]) -> None:
+    assert api.get("/api/v1/aggregates", device_id="dev-0003").status_code == 200  # warm
+    before = _fast_count(api)
+    del fast_answers[:]
+    for _ in range(3):
+        assert api.get("/api/v1/aggregates", device_id="dev-0003").status_code == 200
+    assert fast_answers == [True, True, True]
+    assert _fast_count(api) == before + 3
+
+
+def test_fast_path_leaves_a_request_with_a_body_to_the_stack(
+    api: Api, fast_answers: list[bool]
+) -> None:
+    assert api.get("/api/v1/aggregates", device_id="dev-0003").status_code == 200  # warm
+    del fast_answers[:]
+    headers = {"Authorization": f"Bearer {api.tokens['read']}"}
+    res = api.client.request(
+        "GET", "/api/v1/aggregates", params={"device_id": "dev-0003"}, headers=headers,
+        content=b"x" * 10,
+    )  # fmt: skip
+    assert res.status_code == 200
+    assert fast_answers == [False]  # declined: BodyLimit and the route judge a body

@@ -17,12 +17,13 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from edgecloud import __version__
 from edgecloud.cloud.api.deps import AppState
 from edgecloud.cloud.api.errors import install_error_handlers
 from edgecloud.cloud.api.fastpath import AggregatesFastPath
-from edgecloud.cloud.api.middleware import BodyLimit, RequestMetrics
+from edgecloud.cloud.api.middleware import ApiMetrics, BodyLimit, RequestMetrics
 from edgecloud.cloud.api.pgpool import AsyncPgPool
 from edgecloud.cloud.api.routes import ROUTERS
 from edgecloud.cloud.api.routes.metrics import FleetCollector
@@ -55,6 +56,22 @@ def api_engine(url: str) -> Engine:
             isolation_level="AUTOCOMMIT",
         )
     return make_engine(url)
+
+
+class EdgecloudApp(FastAPI):
+    """FastAPI, with the aggregates fast path (``fastpath.py``) tried before the middleware
+    stack; what it does not answer goes through the stack and the routes as usual."""
+
+    fast: AggregatesFastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast
+        if fast is not None and fast.wants(scope):
+            scope["app"] = self
+            state = getattr(self.state, "edgecloud", None)
+            if await fast.serve(state, scope, send):
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -99,7 +116,7 @@ def create_app(
                 await pg.close()
             engine.dispose()
 
-    app = FastAPI(
+    app = EdgecloudApp(
         title="edgecloud cloud API",
         version=__version__,
         description=DESCRIPTION,
@@ -109,7 +126,8 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/dashboard", StaticFiles(directory=ASSETS_DIR), name="dashboard")
-    app.add_middleware(AggregatesFastPath)  # innermost: inside BodyLimit and RequestMetrics
+    metrics = ApiMetrics(registry)
+    app.fast = AggregatesFastPath(metrics)  # before the middleware stack, see fastpath.py
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestMetrics, registry=registry)
+    app.add_middleware(RequestMetrics, metrics=metrics)
     return app

@@ -86,9 +86,11 @@ class BodyLimit:
                 await _send_413(send, self.limit)
 
 
-class RequestMetrics:
-    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
-        self.app = app
+class ApiMetrics:
+    """The request counter and latency histogram, shared by ``RequestMetrics`` and the
+    aggregates fast path (``fastpath.py``), which answers before the middleware stack."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
             "edgecloud_api_requests_total",
             "REST API requests by route template, method and status",
@@ -102,6 +104,16 @@ class RequestMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=registry,
         )
+
+    def observe(self, template: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(template, method, str(status)).inc()
+        self.latency.labels(template, method).observe(seconds)
+
+
+class RequestMetrics:
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -122,5 +134,4 @@ class RequestMetrics:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = str(scope.get("method", ""))
-            self.requests.labels(template, method, str(status)).inc()
-            self.latency.labels(template, method).observe(time.perf_counter() - start)
+            self.metrics.observe(template, method, status, time.perf_counter() - start)
