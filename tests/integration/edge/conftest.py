@@ -8,12 +8,12 @@ stack's, one fresh database per agent.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from edgeagent_helpers import Devices
+from edgeagent_helpers import AgentFactory, Devices
 
 from edgecloud.core.signing import generate_key, public_key_b64
 from edgecloud.dev.stack import Infra, Ports
@@ -44,9 +44,6 @@ def devices(broker: Infra) -> Iterator[Devices]:
     d = Devices(broker)
     yield d
     d.pub.stop()
-
-
-AgentFactory = Callable[..., AgentProcess]
 
 
 @pytest.fixture

@@ -21,8 +21,12 @@ from edgecloud.adapters.mqtt import MqttConfig, make_publisher, make_subscriber
 from edgecloud.core.signing import sign_bundle
 from edgecloud.dev.stack import Infra
 from edgecloud.edge.db import make_engine
+from edgecloud.edge.harness import AgentProcess
 
 NAMES = ["temperature", "vibration_rms", "pressure", "current"]
+# what the start_agent fixture gives; here, not in conftest: ``from conftest import`` takes
+# whichever conftest was imported first when unit and integration tests run in one session
+AgentFactory = Callable[..., AgentProcess]
 
 
 def reading(device: str, seq: int, **values: Any) -> bytes:

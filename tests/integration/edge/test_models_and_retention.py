@@ -8,9 +8,17 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from edgeagent_helpers import Db, Devices, Events, features_onnx, reading, wait_for, write_bundle
+from edgeagent_helpers import (
+    AgentFactory,
+    Db,
+    Devices,
+    Events,
+    features_onnx,
+    reading,
+    wait_for,
+    write_bundle,
+)
 
-from conftest import AgentFactory
 from edgecloud.core.signing import generate_key
 from edgecloud.dev.stack import Infra
 from edgecloud.edge.harness import post
