@@ -27,9 +27,10 @@ from edgecloud.adapters.kafka_consumer import BatchConsumer, ensure_topics, prod
 from edgecloud.bench.common import BenchResult, percentile
 from edgecloud.cloud.db import make_engine
 from edgecloud.cloud.migrations import migrate
-from edgecloud.cloud.worker.service import Worker, tune_gc
+from edgecloud.cloud.worker.service import Worker
 from edgecloud.cloud.worker.store import Store
 from edgecloud.core.events import reading_event_id
+from edgecloud.core.gctune import tune_gc
 from edgecloud.core.topics import kafka_dead_letter_topic, kafka_topic
 from edgecloud.dev.postgres import create_database, drop_database, libpq_url
 

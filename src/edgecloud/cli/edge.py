@@ -146,7 +146,7 @@ def run(
             migrate_db(settings.database_url)
         except OperationalError as exc:
             settings_error(ConfigError(f"local database unreachable: {str(exc).splitlines()[0]}"))
-    agent = Agent(settings, inference_settings)
+    agent = Agent(settings, inference_settings, tune_gc=True)
 
     def _stop(_signum: int, _frame: Any) -> None:
         agent.stop()

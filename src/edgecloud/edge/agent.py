@@ -16,7 +16,6 @@ server (``edge/http.py``).
 
 from __future__ import annotations
 
-import gc
 import logging
 import queue
 import threading
@@ -31,6 +30,7 @@ from sqlalchemy import exc as sa_exc
 from edgecloud.adapters.mqtt import InboundMessage, MqttConfig, make_publisher, make_subscriber
 from edgecloud.core.errors import TransportError
 from edgecloud.core.events import HeartbeatData, InferenceResult, heartbeat_event
+from edgecloud.core.gctune import tune_gc
 from edgecloud.core.topics import (
     TELEMETRY_SUBSCRIPTION,
     device_shard,
@@ -48,14 +48,14 @@ from edgecloud.edge.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# Net container allocations between young GC collections: a few batches in flight stay below
-# it, so the cyclic GC runs only when garbage cycles really accumulate (at most ~50k objects).
-GC_YOUNG_THRESHOLD = 50_000
 
 
 class Agent:
-    def __init__(self, settings: EdgeSettings, inference_settings: Any = None) -> None:
+    def __init__(
+        self, settings: EdgeSettings, inference_settings: Any = None, *, tune_gc: bool = False
+    ) -> None:
         self.settings = settings
+        self._tune_gc = tune_gc  # the CLI's agent owns its process; tests' agents do not
         self.inference_settings = inference_settings
         self.counters = Counters()
         self.holder = ModelHolder()
@@ -156,14 +156,8 @@ class Agent:
 
         self.model_agent = maybe_start(self.holder, self._publish_text, self.inference_settings)
         self._housekeeping.start()
-        # What exists now (modules, SQLAlchemy, pydantic, onnxruntime, the model) lives as long
-        # as the process. Frozen, the cyclic GC's full collections no longer walk all of it
-        # every few batches: that walk cost ~15 us of CPU a reading (in-process, 500 a batch).
-        # A batch's objects live until its commit, so at the default threshold (700 net
-        # allocations) young collections kept walking them: another ~5 us a reading.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
+        if self._tune_gc:  # core/gctune.py
+            tune_gc()
         self.ready.set()
         log.info("edge agent running", extra={"node_id": s.node_id, "client_id": s.client_id})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from edgecloud.cloud.worker.service import GC_GEN0_THRESHOLD, tune_gc
+from edgecloud.core.gctune import GC_YOUNG_THRESHOLD, tune_gc
 
 
 def test_tune_gc_freezes_and_raises_the_young_threshold() -> None:
@@ -12,7 +12,7 @@ def test_tune_gc_freezes_and_raises_the_young_threshold() -> None:
     try:
         tune_gc()
         assert gc.get_freeze_count() > 1000
-        assert gc.get_threshold() == (GC_GEN0_THRESHOLD, before[1], before[2])
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, before[1], before[2])
         assert gc.isenabled()
     finally:
         gc.unfreeze()

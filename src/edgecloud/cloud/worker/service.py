@@ -10,7 +10,6 @@ the LLM.
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 import threading
@@ -30,30 +29,10 @@ from edgecloud.cloud.worker.decode import Decoded, decode
 from edgecloud.cloud.worker.metrics import WorkerMetrics
 from edgecloud.cloud.worker.store import Store, WriteResult
 from edgecloud.core.errors import TransportError
+from edgecloud.core.gctune import tune_gc
 from edgecloud.core.topics import kafka_dead_letter_topic, kafka_topic
 
 log = logging.getLogger(__name__)
-
-
-# Young-generation threshold while consuming: a batch allocates tens of thousands of container
-# objects (models, dicts, lists) that live until the batch is written, then die by refcount.
-GC_GEN0_THRESHOLD = 50_000
-
-
-def tune_gc() -> None:
-    """Cheaper garbage collection for the ingest loop (call once, after start-up).
-
-    The start-up objects (imports: SQLAlchemy, pydantic, alembic ... several hundred thousand)
-    are moved out of the collector's sight with ``gc.freeze()``, so the full collections that
-    the in-flight batches trigger no longer walk them (measured: most of the collector's time
-    with the default setting), and the young generation is collected every
-    ``GC_GEN0_THRESHOLD`` allocations instead of 700. Memory is still freed by reference
-    counting; only cycles wait a little longer.
-    """
-    gc.collect()
-    gc.freeze()
-    _gen0, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 def worker_topics(prefix: str) -> list[str]:
