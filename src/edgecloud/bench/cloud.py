@@ -114,7 +114,7 @@ def copy_rows(events: list[dict[str, Any]]) -> bytes:
 def raw_copy_rate(url: str, rows: bytes, n: int) -> float:
     """events/s of one psycopg COPY of ``rows`` into the emptied readings table, one commit."""
     with psycopg.connect(libpq_url(url)) as conn:
-        conn.execute("TRUNCATE readings, aggregates_1m, devices, escalations")
+        conn.execute("TRUNCATE readings, aggregates_1m, aggregates_1h, devices, escalations")
         conn.commit()
         started = time.perf_counter()
         with conn.cursor() as cur, cur.copy(f"COPY readings ({COPY_COLUMNS}) FROM STDIN") as cp:

@@ -43,6 +43,7 @@ import psycopg
 from psycopg import sql
 
 from edgecloud.bench.common import BenchResult, percentile
+from edgecloud.cloud.api.params import floor_to
 from edgecloud.cloud.api.queries import pg_items_json_sql
 
 log = logging.getLogger("edgecloud.bench.rest")
@@ -360,6 +361,11 @@ async def _run_api(
             c.close()
 
 
+def _ceil_to(ts: datetime, step: timedelta) -> datetime:
+    down = floor_to(ts, step)
+    return down if down == ts else down + step
+
+
 async def _run_raw(url: str, plan: list[dict[str, Any]], rate: float, conns: int = 16) -> Any:
     pool = [
         await psycopg.AsyncConnection.connect(_libpq(url), autocommit=True) for _ in range(conns)
@@ -367,12 +373,13 @@ async def _run_raw(url: str, plan: list[dict[str, Any]], rate: float, conns: int
 
     def sender(conn: psycopg.AsyncConnection[Any]) -> Sender:
         async def send(q: dict[str, Any]) -> bool:
+            step = STEPS[q["bucket"]]
             args = {
                 "device_id": q["device_id"],
                 "metric": q["metric"],
-                "since": q["since"],
-                "until": q["until"],
-                "step": STEPS[q["bucket"]],
+                "since": floor_to(q["since"], step),  # onto the bucket grid, as the API does
+                "until": _ceil_to(q["until"], step),
+                "step": step,
             }
             # the statement the API runs (cloud/api/queries.py), sent the same way, by psycopg
             sql_text = pg_items_json_sql(STEPS[q["bucket"]], q["metric"])

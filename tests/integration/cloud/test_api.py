@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from rollup_check import HOURS_FROM_MINUTES, assert_rollups_consistent
+from rollup_check import assert_rollups_consistent
 from sqlmodel import Session
 
 from edgecloud.bench import rest
@@ -51,8 +51,7 @@ def _raw(url: str) -> psycopg.Connection[Any]:
 def api(pg_url: str) -> Iterator[Api]:
     app = create_app(CloudSettings(database_url=pg_url, max_body_bytes=4096))
     with TestClient(app) as client:  # the lifespan runs the migrations
-        rest.seed(pg_url, DATA)
-        _rebuild_hours(pg_url)
+        rest.seed(pg_url, DATA)  # readings, aggregates_1m and _1h, devices, nodes
         engine = make_engine(pg_url)
         tokens, ids = {}, {}
         with Session(engine) as session:
@@ -65,18 +64,6 @@ def api(pg_url: str) -> Iterator[Api]:
             ids["victim"] = row.id
         engine.dispose()
         yield Api(client, pg_url, tokens, ids)
-
-
-def _rebuild_hours(url: str) -> None:
-    """``rest.seed`` writes readings and aggregates_1m in SQL, as the worker would have; the
-    worker keeps aggregates_1h beside aggregates_1m, so derive it here the same way (rebuilt,
-    whether the seed wrote it or not)."""
-    with _raw(url) as conn:
-        conn.execute("DELETE FROM aggregates_1h")
-        conn.execute(
-            "INSERT INTO aggregates_1h (device_id, metric, bucket, count, sum, min, max,"
-            " anomaly_count)" + HOURS_FROM_MINUTES
-        )
 
 
 def _routes(app: Any) -> list[tuple[str, str, Any]]:
