@@ -125,17 +125,24 @@ def test_kill_9_mid_ingest_then_restart_loses_and_duplicates_nothing(
 
     with engine.connect() as conn:
         got = conn.execute(sa.text("SELECT event_id FROM readings")).scalars().all()
-        agg = conn.execute(
-            sa.text(
-                "SELECT metric, sum(count), sum(sum) FROM aggregates_1m GROUP BY metric "
-                "ORDER BY metric"
-            )
-        ).all()
+        agg, agg_h = (
+            conn.execute(
+                sa.text(
+                    f"SELECT metric, sum(count), sum(sum) FROM {table} GROUP BY metric "
+                    "ORDER BY metric"
+                )
+            ).all()
+            for table in ("aggregates_1m", "aggregates_1h")
+        )
         devices = conn.execute(
             sa.text("SELECT count(*), sum(readings), min(last_seq), max(last_seq) FROM devices")
         ).one()
     assert len(got) == N and sorted(str(g) for g in got) == sorted(ids)
-    assert [(m, int(c), float(s)) for m, c, s in agg] == [("p", N, float(N)), ("t", N, 20.5 * N)]
+    for rollup in (agg, agg_h):  # the minutes and the hours each count every reading once
+        assert [(m, int(c), float(s)) for m, c, s in rollup] == [
+            ("p", N, float(N)),
+            ("t", N, 20.5 * N),
+        ]
     assert (devices[0], int(devices[1])) == (DEVICES, N)
     assert devices[2] == devices[3] == N // DEVICES - 1
     assert '"worker stopped"' in log.read_text()
