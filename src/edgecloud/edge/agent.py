@@ -39,7 +39,7 @@ from edgecloud.core.topics import (
 )
 from edgecloud.edge.batch import DeadLetter, Key, Plan, classify
 from edgecloud.edge.events import reading_event_text
-from edgecloud.edge.inference.port import InferenceFailure, result_json
+from edgecloud.edge.inference.port import InferenceFailure
 from edgecloud.edge.metrics import AgentMetrics, Counters
 from edgecloud.edge.model import ModelHolder, load_into
 from edgecloud.edge.outbox import Outbox, OutboxBatch, Publish
@@ -349,7 +349,7 @@ class Agent:
         for a, o in zip(plan.accepted, outcomes, strict=True):
             if isinstance(o, InferenceResult):
                 a.inference = o
-                a.inference_json = result_json(o)
+                a.inference_json = o.json_text()
             else:
                 plan.inference_failures += 1
                 r = a.reading

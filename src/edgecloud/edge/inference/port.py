@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import orjson
-
 from edgecloud.core.errors import ModelError
 from edgecloud.core.events import InferenceResult, ModelRef
 from edgecloud.core.readings import Reading
@@ -57,15 +55,6 @@ class ModelRefused(ModelError):
 
 
 Outcome = InferenceResult | InferenceFailure
-
-
-def result_json(result: InferenceResult) -> str:
-    """``result.json_text()``, from the result's own field dict (its keys are the fields, in
-    order): no second dict per reading. What orjson cannot write goes through ``json_text``."""
-    try:
-        return orjson.dumps(result.__dict__).decode()
-    except TypeError:  # orjson.JSONEncodeError
-        return result.json_text()
 
 
 class InferenceBackend(Protocol):
