@@ -107,13 +107,7 @@ class OnnxBackend:
         of equal array lengths, then at most ``max_batch`` (1 without a dynamic batch axis)."""
         rounds: list[list[Item]] = [items]
         if self.plan.stateful:
-            rounds = []
-            seen: dict[str, int] = {}
-            for item in items:
-                k = seen[item[1].device_id] = seen.get(item[1].device_id, -1) + 1
-                if k == len(rounds):
-                    rounds.append([])
-                rounds[k].append(item)
+            rounds = [[items[i] for i in rnd] for rnd in _rounds([it[1].device_id for it in items])]
         size = self._max_batch if self.plan.dynamic else 1
         chunks: list[list[Item]] = []
         for rnd in rounds:
@@ -172,13 +166,7 @@ class OnnxBackend:
         results: list[Outcome | None] = [None] * n
         size = self._max_batch
         if self.plan.stateful:
-            rounds: list[list[int]] = []
-            seen: dict[str, int] = {}
-            for pos, r in enumerate(readings):
-                k = seen[r.device_id] = seen.get(r.device_id, -1) + 1
-                if k == len(rounds):
-                    rounds.append([])
-                rounds[k].append(pos)
+            rounds = _rounds([r.device_id for r in readings])
             chunks = [rnd[i : i + size] for rnd in rounds for i in range(0, len(rnd), size)]
         else:
             chunks = [list(range(i, min(i + size, n))) for i in range(0, n, size)]
@@ -257,6 +245,19 @@ class OnnxBackend:
     def close(self) -> None:
         with self._lock:
             self._states.clear()
+
+
+def _rounds(device_ids: Sequence[str]) -> list[list[int]]:
+    """Positions by round, for a stateful model: a device's k-th reading goes to round k, so
+    each run sees the state the device's previous reading left."""
+    rounds: list[list[int]] = []
+    seen: dict[str, int] = {}
+    for pos, device in enumerate(device_ids):
+        k = seen[device] = seen.get(device, -1) + 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append(pos)
+    return rounds
 
 
 def result_of(fields: dict[str, Any]) -> InferenceResult:
