@@ -128,42 +128,26 @@ class OutputMap:
         self, outs: Mapping[str, Any], n: int
     ) -> list[tuple[dict[str, Any], dict[str, Any]] | InferenceFailure]:
         """Per reading of a run over ``n`` readings: (score/label/confidence, raw outputs), or
-        why not. Vectorised over the batch: one numpy pass per output, not per reading."""
+        why not: ``map_columns``' columns, one dict per reading."""
+        cols = self.map_columns(outs, n)
+        if isinstance(cols, InferenceFailure):
+            return [cols] * n
         picked: list[dict[str, Any]] = [{} for _ in range(n)]
-        failed: dict[int, InferenceFailure] = {}
-        for s in self.selectors:
-            rows = _rows(outs[s.ref.output], n)
-            try:
-                column = s.pick_column(rows)
-            except BadOutput as exc:
-                return [InferenceFailure("bad_output", str(exc))] * n
-            if s.role == "label":
-                for i, v in enumerate(column):
-                    picked[i]["label"] = _label(v)
-                continue
-            nums = np.asarray(column, np.float64)
-            for bad in np.flatnonzero(~np.isfinite(nums)).tolist():
-                failed[bad] = InferenceFailure("bad_output", f"{s.role} is {nums[bad]}")
+        for role, nums in cols.numbers.items():
             for i, v in enumerate(nums.tolist()):
-                picked[i][s.role] = v
+                picked[i][role] = v
+        if cols.labels is not None:
+            for i, label in enumerate(cols.labels):
+                picked[i]["label"] = label
         raws: list[dict[str, Any]] = [{} for _ in range(n)]
-        for name in self.raw:
-            rows = _rows(outs[name], n)
-            if rows.shape[1] > RAW_OUTPUT_MAX:
-                continue
-            if rows.dtype.kind == "f" and not np.isfinite(rows).all():
-                finite = np.isfinite(rows)
-                rows = rows.astype(object)
-                rows[~finite] = None  # JSON has no NaN
-            values = rows.tolist()
-            if rows.dtype.kind in "OS":
-                values = [[_plain(v) for v in row] for row in values]
-            for i, row in enumerate(values):
-                raws[i][name] = row[0] if len(row) == 1 else row
-        return [failed.get(i) or (picked[i], raws[i]) for i in range(n)]
+        for name, values in cols.raw:
+            for i, v in enumerate(values):
+                raws[i][name] = v
+        return [cols.failed.get(i) or (picked[i], raws[i]) for i in range(n)]
 
     def map_columns(self, outs: Mapping[str, Any], n: int) -> Columns | InferenceFailure:
-        """What ``map_batch`` gives, by column: no per-reading dicts (the backend's fast path).
+        """The run's outputs mapped by column (the backend's fast path; ``map_batch`` makes a
+        dict per reading of them).
 
         A failure for the whole run (an output that cannot be mapped), or ``Columns`` whose
         ``failed`` holds the readings that failed alone (a non-finite score or confidence)."""
