@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,8 @@ from urllib.request import urlopen
 
 from edgecloud.adapters.kafka import ensure_topics, read_topics
 from edgecloud.adapters.mqtt import MqttConfig, PahoSubscriber, make_publisher
+from edgecloud.bench.blast import blast
+from edgecloud.bench.blast import prebuild as build_packets
 from edgecloud.bench.common import BenchResult, paced, percentile
 from edgecloud.core.topics import events_topic, kafka_dead_letter_topic, kafka_topic
 from edgecloud.dev import process
@@ -75,16 +77,23 @@ def _publish_worker(
     prebuild: bool,
 ) -> int:
     parts = _payload_parts(node, devices, per_device, tag)
-    # prebuild: making an event costs more CPU than publishing it, and the load generator shares
-    # the machine with what it measures; the benchmarks build every payload before the start
-    payloads: Iterable[tuple[bytes, bytes]] = list(parts) if prebuild else parts
-    pub = make_publisher(MqttConfig.from_url(url))
+    config = MqttConfig.from_url(url)
+    if prebuild:
+        # the benchmarks: making an event costs more CPU than publishing it, and the load
+        # generator shares the machine with what it measures, so every packet is made before
+        # the start and sent by the lean single-thread publisher (bench/blast.py)
+        packets = build_packets([(topic, h, t) for h, t in parts], lambda: b"%d" % time.time_ns())
+        while time.time() < start_at:
+            time.sleep(0.001)
+        return blast(config, packets, rate=rate or None, timeout_s=600.0)
+    # the fault tests: the client's own publisher, which reconnects and resends on its own
+    pub = make_publisher(config)
     pub.start()
     total = len(devices) * per_device
     while time.time() < start_at:
         time.sleep(0.001)
     infos = []
-    for head, tail in paced(payloads, rate):
+    for head, tail in paced(parts, rate):
         infos.append(pub.publish(topic, b"".join((head, b"%d" % time.time_ns(), tail))))
         if len(infos) >= 5000:
             pub.wait(infos, timeout_s=600)

@@ -38,7 +38,8 @@ from typing import Any
 import psycopg
 
 from edgecloud.adapters.mqtt import MqttConfig, make_publisher, make_subscriber
-from edgecloud.bench.common import BenchResult, paced, percentile
+from edgecloud.bench.blast import blast, prebuild
+from edgecloud.bench.common import BenchResult, percentile
 from edgecloud.edge.harness import AgentProcess, rss_mb
 
 log = logging.getLogger("edgecloud.bench.edge")
@@ -101,24 +102,14 @@ def _publisher_main(args: dict[str, Any], out: Any) -> None:
     """One publisher process: devices ``devices``, ``per_device`` readings each, paced."""
     cfg = MqttConfig(host=args["host"], port=args["port"], username=args["user"],
                      password=args["password"])  # fmt: skip
-    payloads = _payloads(args)
-    pub = make_publisher(cfg)
-    pub.start()
-    rate: float | None = args["rate"]
+    packets = prebuild(_payloads(args), lambda: b"%.6f" % time.time())
     out.put(("ready", 0, 0.0))
     start_at: float = args["start_at"]
     while time.time() < start_at:
         time.sleep(0.001)
     t0 = time.monotonic()
-    infos = []
-    for topic, head, tail in paced(payloads, rate, slack_s=0.0005):
-        infos.append(pub.publish(topic, b"".join((head, b"%.6f" % time.time(), tail))))
-        if len(infos) >= 2000:
-            pub.wait(infos, 120.0)
-            infos.clear()
-    pub.wait(infos, 120.0)
-    out.put(("done", len(payloads), time.monotonic() - t0))
-    pub.stop()
+    sent = blast(cfg, packets, rate=args["rate"], timeout_s=600.0)
+    out.put(("done", sent, time.monotonic() - t0))
 
 
 class EventCounter:
