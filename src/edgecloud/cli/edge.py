@@ -59,7 +59,7 @@ def run(
         ),
     ] = None,
     batch_size: Annotated[
-        int | None, _opt("readings per micro-batch (env EDGECLOUD_BATCH_SIZE, default 500)")
+        int | None, _opt("readings per micro-batch (env EDGECLOUD_BATCH_SIZE, default 2000)")
     ] = None,
     batch_window_ms: Annotated[
         float | None,

@@ -44,10 +44,12 @@ from edgecloud.edge.metrics import AgentMetrics, Counters
 from edgecloud.edge.model import ModelHolder, load_into
 from edgecloud.edge.outbox import Outbox, OutboxBatch, Publish
 from edgecloud.edge.settings import EdgeSettings
-from edgecloud.edge.store import Store
+from edgecloud.edge.store import Prepared, Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# stage A -> writer: messages, plan, start time, rendered rows, reading events
+_Handover = tuple[Sequence[InboundMessage], Plan, float, Prepared | None, list[str]]
 
 
 class Agent:
@@ -94,9 +96,7 @@ class Agent:
         self._http: Any = None
         # stage A -> stage B; two batches in flight at most (the broker's in-flight window of
         # unacknowledged messages is the real bound)
-        self._writes: queue.Queue[tuple[Sequence[InboundMessage], Plan, float] | None] = (
-            queue.Queue(maxsize=2)
-        )
+        self._writes: queue.Queue[_Handover | None] = queue.Queue(maxsize=2)
         self._in_flight: dict[Key, tuple[datetime, dict[str, Any]]] = {}
         self._writer_thread = threading.Thread(target=self._writer, name="writer", daemon=True)
         self.model_agent: Any = None  # follows the cloud's desired model (issue 6)
@@ -271,7 +271,18 @@ class Agent:
             self._in_flight[(r.device_id, r.seq)] = (r.ts, r.values)
             if r.seq > self.last_seqs.get(r.device_id, -1):
                 self.last_seqs[r.device_id] = r.seq
-        self._writes.put((msgs, plan, t0))
+        # rendered here, not in the writer: this thread has time while the writer waits for
+        # Postgres, and the writer's own Python work is what bounds the rate under load
+        prepared = self.store.prepare(plan)
+        node = self.settings.node_id
+        events = [
+            reading_event_text(
+                node, a.reading.device_id, a.reading.seq, a.ts_text, a.values_json,
+                a.inference_json,
+            )
+            for a in plan.accepted
+        ]  # fmt: skip
+        self._writes.put((msgs, plan, t0, prepared, events))
 
     # --- stage B: the writer thread -----------------------------------------------------------
     def _writer(self) -> None:
@@ -279,9 +290,8 @@ class Agent:
             item = self._writes.get()
             if item is None:
                 return
-            msgs, plan, t0 = item
             try:
-                self._commit(msgs, plan, t0)
+                self._commit(*item)
             except TransportError:
                 return  # stopping: nothing acknowledged, the broker redelivers these batches
             except Exception:  # process edge: a bug here must not leave acks hanging silently
@@ -289,8 +299,15 @@ class Agent:
                 self.stop()
                 return
 
-    def _commit(self, msgs: Sequence[InboundMessage], plan: Plan, t0: float) -> None:
-        written = self._retry(lambda: self.store.write(plan))
+    def _commit(
+        self,
+        msgs: Sequence[InboundMessage],
+        plan: Plan,
+        t0: float,
+        prepared: Prepared | None,
+        events: list[str],
+    ) -> None:
+        written = self._retry(lambda: self.store.write(plan, prepared))
         committed = time.time()
         self.subscriber.ack_all(msgs)
         for a in plan.accepted:
@@ -301,14 +318,6 @@ class Agent:
         )
         self.metrics.batch_seconds.observe(time.monotonic() - t0)
         if written.batch_id is not None:
-            node = self.settings.node_id
-            events = [
-                reading_event_text(
-                    node, a.reading.device_id, a.reading.seq, a.ts_text, a.values_json,
-                    a.inference_json,
-                )
-                for a in plan.accepted
-            ]  # fmt: skip
             self.outbox.put(OutboxBatch(written.batch_id, events, committed))
 
     def _count(self, msgs: Sequence[InboundMessage], plan: Plan, inserted: int) -> None:

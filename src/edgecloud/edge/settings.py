@@ -37,7 +37,7 @@ class EdgeSettings(BaseRoleSettings, MqttSettings, DatabaseSettings):
         "one broker, e.g. the local stack); others are acknowledged and counted as foreign",
     )
 
-    batch_size: int = Field(500, ge=1, le=100_000, description="readings per micro-batch")
+    batch_size: int = Field(2000, ge=1, le=100_000, description="readings per micro-batch")
     batch_window_ms: float = Field(
         20.0,
         ge=0,

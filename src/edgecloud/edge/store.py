@@ -72,6 +72,16 @@ class Written:
     inserted: int
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A batch rendered for Postgres before its transaction (``Store.prepare``): the agent
+    does it in its batch thread while the writer thread waits on the previous batch's COPY."""
+
+    batch_id: int
+    copy: str  # the rows in COPY's text format
+    marks: tuple[int, int, str, str, str, str]  # OUTBOX_AND_DEVICES_PG's parameters
+
+
 @dataclass(frozen=True)
 class StoredReading:
     device_id: str
@@ -203,16 +213,39 @@ class Store:
         return {"readings": int(n), "dead_letters": int(d)}
 
     # --- the batch transaction -------------------------------------------------------------
-    def write(self, plan: Plan) -> Written:
+    def prepare(self, plan: Plan) -> Prepared | None:
+        """The batch id, COPY text and device marks of ``plan`` (Postgres; None otherwise or
+        for no readings). No database work: it may run outside the writer."""
+        accepted = plan.accepted
+        if not (accepted and self.is_postgres):
+            return None
+        batch_id = self.next_batch_id()
+        stamps: dict[float, str] = {}
+        text = copy_text(accepted, batch_id, stamps)
+        agg = _device_marks(accepted)
+        marks = agg.values()
+        params = (
+            batch_id,
+            len(accepted),
+            _array_literal(list(agg), quote=True),
+            _array_literal([m[0] for m in marks], quote=False),
+            _array_literal([stamps[m[1]] for m in marks], quote=True),
+            _array_literal([m[2] for m in marks], quote=False),
+        )
+        return Prepared(batch_id, text, params)
+
+    def write(self, plan: Plan, prepared: Prepared | None = None) -> Written:
+        """One transaction for ``plan``; ``prepared`` is ``prepare(plan)`` made earlier."""
+        prepared = prepared or self.prepare(plan)
         try:
             try:
-                return self._write_tx(plan, staged=False)
+                return self._write_tx(plan, prepared, staged=False)
             except (sa_exc.IntegrityError, psycopg.IntegrityError) as exc:
                 log.warning(
                     "unexpected (device_id, seq) conflict, merging through staging",
                     extra={"error": str(exc).splitlines()[0]},
                 )
-                return self._write_tx(plan, staged=True)
+                return self._write_tx(plan, prepared, staged=True)
         except TRANSIENT as exc:
             raise TransportError(f"edge database: {exc}") from exc
 
@@ -225,15 +258,16 @@ class Store:
         self._last_batch = max(self._last_batch + 1, time.time_ns() // 1000)
         return self._last_batch
 
-    def _write_tx(self, plan: Plan, *, staged: bool) -> Written:
+    def _write_tx(self, plan: Plan, prepared: Prepared | None, *, staged: bool) -> Written:
         batch_id: int | None = None
         inserted = 0
         with self.engine.begin() as conn:
             if plan.accepted:
-                batch_id = self.next_batch_id()
-                if self.is_postgres:
-                    inserted = self._write_pg(conn, batch_id, plan.accepted, staged)
+                if prepared is not None:
+                    batch_id = prepared.batch_id
+                    inserted = self._write_pg(conn, prepared, staged)
                 else:
+                    batch_id = self.next_batch_id()
                     rows = [row_tuple(a, batch_id) for a in plan.accepted]
                     conn.execute(
                         OUTBOX.insert().values(
@@ -246,38 +280,19 @@ class Store:
                 conn.execute(DEAD.insert(), [_dead_row(d) for d in plan.dead_letters])
         return Written(batch_id, inserted)
 
-    def _write_pg(
-        self,
-        conn: Connection,
-        batch_id: int,
-        accepted: list[Accepted],
-        staged: bool,
-    ) -> int:
+    def _write_pg(self, conn: Connection, prepared: Prepared, staged: bool) -> int:
         """COPY the rows, then outbox row + device marks in one statement."""
         raw: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
         with raw.cursor() as cur:
             if staged:
                 cur.execute(STAGE_DDL)
-            stamps: dict[float, str] = {}
             with cur.copy(STAGE_COPY if staged else COPY_SQL) as copy:
-                copy.write(copy_text(accepted, batch_id, stamps))
-            inserted = len(accepted)
+                copy.write(prepared.copy)
+            inserted = prepared.marks[1]
             if staged:
                 cur.execute(STAGE_MERGE)
                 inserted = cur.rowcount
-            agg = _device_marks(accepted)
-            marks = agg.values()
-            cur.execute(
-                OUTBOX_AND_DEVICES_PG,
-                (
-                    batch_id,
-                    len(accepted),
-                    _array_literal(list(agg), quote=True),
-                    _array_literal([m[0] for m in marks], quote=False),
-                    _array_literal([stamps[m[1]] for m in marks], quote=True),
-                    _array_literal([m[2] for m in marks], quote=False),
-                ),
-            )
+            cur.execute(OUTBOX_AND_DEVICES_PG, prepared.marks)
         return inserted
 
     def _insert_sqlite(self, conn: Connection, rows: list[tuple[Any, ...]]) -> int:
