@@ -13,6 +13,12 @@ mkdir -p "$OUT"
 PY=.venv/bin/python
 EC=.venv/bin/edgecloud
 
+# `bench rollout` runs on the dev stack (it needs its own accounts): stop it afterwards unless it
+# was already up before this script
+DEV_WAS_UP=$($PY -c "
+from edgecloud.dev.stack import DEV_PORTS, Infra, default_state_dir
+print(int(any(s.running() for s in Infra(default_state_dir('dev'), DEV_PORTS).managed())))")
+
 read -r PG_URL KAFKA MQTT < <($PY - "$STATE" <<'PYEOF'
 import sys
 from pathlib import Path
@@ -33,6 +39,7 @@ from edgecloud.dev.base import Ports
 from edgecloud.dev.stack import Infra
 Infra(Path(sys.argv[1]), Ports(45432, 41883, 49092, 49093)).stop()
 PYEOF
+  if [ "$DEV_WAS_UP" = 0 ]; then $EC dev down >/dev/null 2>&1 || true; fi
 }
 trap stop_stack EXIT
 
