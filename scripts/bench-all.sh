@@ -43,13 +43,29 @@ PYEOF
 }
 trap stop_stack EXIT
 
+# Between benchmarks: the one before leaves dirty pages (Postgres buffers, Kafka segments) that
+# the kernel and the checkpointer write out over the next 30 s or more; the next benchmark's
+# fsyncs would wait behind them (seen: bridge p99 at 5,000/s 60-400 ms when another process
+# wrote 90 MB during the run). CHECKPOINT + sync, then a short pause.
+settle() {
+  $PY -c "import psycopg, sys; c = psycopg.connect(sys.argv[1].replace('+psycopg', ''), autocommit=True); c.execute('CHECKPOINT')" "$PG_URL"
+  sync
+  sleep 3
+}
+
 set -x
+settle
 $EC bench edge --runs "$RUNS" --database-url "$PG_URL" --json "$OUT/edge.json"
+settle
 $EC bench bridge --runs "$RUNS" --json "$OUT/bridge.json"
+settle
 $EC bench cloud --runs "$RUNS" --pg-admin-url "$PG_URL" --kafka-bootstrap "$KAFKA" --rest \
   --json "$OUT/cloud.json"
+settle
 $EC bench mqtt --runs "$RUNS" --json "$OUT/mqtt.json"
+settle
 $EC bench rollout --nodes 50 --json "$OUT/rollout.json"
+settle
 $EC bench e2e --runs "$RUNS" --json "$OUT/e2e.json"
 set +x
 

@@ -431,6 +431,7 @@ def run(
                 f"run {i + 1}: bridge {res.rate_per_s:,.0f} ev/s "
                 f"lost={res.lost} dup={res.duplicates}"
             )
+            os.sync()  # the burst's dirty pages go out now, not in the middle of the latency run
             lat = throughput(infra, prefix, node, int(rate * latency_s), publishers, rate=rate)
             say(f"run {i + 1}: at {rate:,.0f}/s p50={lat.p50_ms} ms p99={lat.p99_ms} ms")
             results.append(

@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import multiprocessing as mp
+import os
 import random
 import statistics
 import tempfile
@@ -154,8 +155,6 @@ class EventCounter:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of ``pid`` (all its threads), from /proc."""
-    import os
-
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -407,6 +406,7 @@ def run(
     # run's p99 can catch a neighbour's burst (autovacuum, another process); the median is kept
     lats = []
     for _ in range(runs if latency_rate > 0 else 0):
+        os.sync()  # the earlier runs' dirty pages go out now, not during the latency run
         lat = one_run(target, readings=int(latency_rate * latency_seconds), rate=latency_rate,
                       publishers=publishers, model=model, keys=keys, measure_limits=False,
                       log_dir=log_dir)  # fmt: skip
