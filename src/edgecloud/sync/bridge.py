@@ -32,7 +32,7 @@ from edgecloud.adapters.mqtt import InboundMessage, MqttConfig, Subscriber, make
 from edgecloud.core.errors import Backpressure, TransportError
 from edgecloud.core.events import HeartbeatData, heartbeat_event
 from edgecloud.core.topics import EVENTS_SUBSCRIPTION
-from edgecloud.sync.metrics import BridgeMetrics, HttpServer
+from edgecloud.sync.metrics import DELIVERY_SAMPLE, BridgeMetrics, HttpServer
 from edgecloud.sync.records import OutRecord
 from edgecloud.sync.route import Router
 from edgecloud.sync.settings import BridgeSettings
@@ -94,6 +94,10 @@ class Bridge:
 
     def _delivered(self, seq: int, err: DeliveryError | None) -> None:
         if err is None:
+            if not seq % DELIVERY_SAMPLE:
+                at = self.spool.appended_at(seq)
+                if at is not None:
+                    self.metrics.delivery_seconds.observe(time.time() - at)
             self.spool.ack(seq)
             self.metrics.counts["processed"] += 1
             return
@@ -157,7 +161,9 @@ class Bridge:
         dead = self.router.dead_topic
         self.metrics.counts["dead_letters"] += sum(1 for r in records if r.topic == dead)
         self._append(records)
+        t0 = time.perf_counter()
         self.spool.sync()  # durable BEFORE the acks
+        self.metrics.sync_seconds.observe(time.perf_counter() - t0)
         if self.subscriber is not None:
             self.subscriber.ack_all(msgs)  # one write for the whole batch
         self.metrics.counts["received"] += len(msgs)

@@ -9,8 +9,11 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0)
+DELIVERY_SAMPLE = 16  # one record in this many is timed (a histogram observation is ~2.5 us)
 
 
 class BridgeMetrics:
@@ -41,6 +44,18 @@ class BridgeMetrics:
         self.out_rate = gauge("delivery_rate", "records/s acked by Kafka (last interval)")
         self.kafka_up = gauge("kafka_up", "1 while Kafka accepts our records")
         self.accepting = gauge("accepting", "1 while MQTT messages are acked (under budget)")
+        self.sync_seconds = Histogram(
+            "edgecloud_bridge_spool_sync_seconds",
+            "fdatasync of one spool group, before its MQTT acks",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.delivery_seconds = Histogram(
+            "edgecloud_bridge_delivery_seconds",
+            f"spool append -> Kafka delivery report, one record in {DELIVERY_SAMPLE}",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.counts: dict[str, int] = {
             "received": 0,
             "events_in": 0,

@@ -110,6 +110,11 @@ class Spool:
             return 0.0
         return max(0.0, (now or time.time()) - self._times[self._head])
 
+    def appended_at(self, seq: int) -> float | None:
+        """Wall-clock time record ``seq`` was appended (None once compacted away)."""
+        i = seq - self._base
+        return self._times[i] if 0 <= i < len(self._times) else None
+
     @property
     def disk_bytes(self) -> int:
         return sum(s.size for s in self._segments)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from edgecloud.sync.records import OutRecord, decode_body, encode_body
@@ -141,3 +142,16 @@ def test_append_is_durable_without_close(tmp_path: Path) -> None:
     os.close(sp._fd)  # simulate the process vanishing: no close(), no checkpoint
     again = Spool(tmp_path)
     assert values(again.next_batch(10)) == [0, 1, 2]
+
+
+def test_appended_at_is_the_append_time_until_compacted(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    before = time.time()
+    first = spool.append([OutRecord("t", b"k", b"v", [])])
+    spool.sync()
+    after = time.time()
+    at = spool.appended_at(first)
+    assert at is not None and before <= at <= after
+    assert spool.appended_at(first + 1) is None  # not appended yet
+    assert spool.appended_at(first - 1) is None
+    spool.close()
