@@ -399,6 +399,31 @@ class NativeSubscriber:
             self._lost(conn, "stopped")
 
 
+def read_pubacks(conn: _Conn) -> tuple[list[tuple[int, int]], TransportError | None]:
+    """A publisher's read of a readable connection: (packet id, reason code) of each PUBACK in
+    order, and what ended the read early (a DISCONNECT, a packet a publisher never gets), to be
+    raised once the PUBACKs before it are applied. A PUBLISH raises at once."""
+    pubs, others = conn.read_ready()
+    if pubs:
+        raise TransportError("MQTT broker sent PUBLISH to a publisher")
+    acks: list[tuple[int, int]] = []
+    for kind, _flags, body in others:
+        if kind == wire.PUBACK:
+            acks.append(wire.parse_puback(body))
+        elif kind == wire.DISCONNECT:
+            reason, text = wire.parse_disconnect(body)
+            return acks, TransportError(f"broker sent DISCONNECT 0x{reason:02x} {text}".strip())
+        elif kind != wire.PINGRESP:
+            return acks, TransportError(f"unexpected packet type {kind}")
+    return acks, None
+
+
+def refusal(reason: int) -> TransportError:
+    """The error for a PUBACK whose reason code refuses the message (0x80 and above)."""
+    why = wire.CONNACK_REASONS.get(reason, "")
+    return TransportError(f"MQTT broker refused a publish: reason 0x{reason:02x} {why}".strip())
+
+
 class PublishInfo:
     """The fate of one published message: ``done`` once the broker acknowledged it."""
 
@@ -504,10 +529,7 @@ class NativePublisher:
                         raise TransportError("timed out waiting for MQTT PUBACKs")
                     self._cond.wait(remaining)
                 if info.reason >= 0x80:
-                    why = wire.CONNACK_REASONS.get(info.reason, "")
-                    raise TransportError(
-                        f"MQTT broker refused a publish: reason 0x{info.reason:02x} {why}".strip()
-                    )
+                    raise refusal(info.reason)
 
     @property
     def connected(self) -> bool:
@@ -567,25 +589,18 @@ class NativePublisher:
                     os.read(self._wake_r, 4096)
             if sock.fileno() not in ready:
                 return
-        pubs, others = conn.read_ready()  # readable: no second select
-        if pubs:
-            raise TransportError("MQTT broker sent PUBLISH to a publisher")
+        acks, error = read_pubacks(conn)  # readable: no second select
         acked = False
         with self._cond:
             inflight = self._inflight
-            for kind, _flags, body in others:
-                if kind == wire.PUBACK:
-                    mid, reason = wire.parse_puback(body)
-                    info = inflight.pop(mid, None)
-                    if info is not None:
-                        info.reason = reason
-                        info.done = True
-                        acked = True
-                elif kind == wire.DISCONNECT:
-                    reason, text = wire.parse_disconnect(body)
-                    raise TransportError(f"broker sent DISCONNECT 0x{reason:02x} {text}".strip())
-                elif kind != wire.PINGRESP:
-                    raise TransportError(f"unexpected packet type {kind}")
+            for mid, reason in acks:
+                info = inflight.pop(mid, None)
+                if info is not None:
+                    info.reason = reason
+                    info.done = True
+                    acked = True
+            if error is not None:
+                raise error
             if acked:
                 self._cond.notify_all()
 

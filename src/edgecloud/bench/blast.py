@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from edgecloud.adapters import mqttwire as wire
 from edgecloud.adapters.mqtt import MqttConfig
-from edgecloud.adapters.mqtt_native import _Conn, _handshake
+from edgecloud.adapters.mqtt_native import _handshake, read_pubacks, refusal
 from edgecloud.core.errors import TransportError
 
 Message = tuple[str, bytes, bytes]  # topic, payload before the stamp, payload after it
@@ -121,27 +121,15 @@ def blast(
                 wait = 1.0
             ready, _, _ = select.select([sock], [], [], wait)
             if ready:
-                _read_acks(conn, inflight)
+                acks, error = read_pubacks(conn)
+                for mid, reason in acks:
+                    if reason >= 0x80:
+                        raise refusal(reason)
+                    inflight.discard(mid)
+                if error is not None:
+                    raise error
         return sent
     finally:
         with contextlib.suppress(TransportError):
             conn.send(wire.DISCONNECT_PACKET)
         conn.close()
-
-
-def _read_acks(conn: _Conn, inflight: set[int]) -> None:
-    pubs, others = conn.read_ready()
-    if pubs:
-        raise TransportError("MQTT broker sent PUBLISH to a publisher")
-    for kind, _flags, body in others:
-        if kind == wire.PUBACK:
-            mid, reason = wire.parse_puback(body)
-            if reason >= 0x80:
-                why = wire.CONNACK_REASONS.get(reason, "")
-                raise TransportError(f"MQTT broker refused a publish: 0x{reason:02x} {why}")
-            inflight.discard(mid)
-        elif kind == wire.DISCONNECT:
-            reason, text = wire.parse_disconnect(body)
-            raise TransportError(f"broker sent DISCONNECT 0x{reason:02x} {text}".strip())
-        elif kind != wire.PINGRESP:
-            raise TransportError(f"unexpected packet type {kind}")

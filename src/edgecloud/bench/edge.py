@@ -404,15 +404,14 @@ def run(
         outs.append(out)
     # the latency run is repeated as often as the throughput run: on a shared 2-core machine one
     # run's p99 can catch a neighbour's burst (autovacuum, another process); the median is kept
-    lats = []
+    lats: list[RunOutcome] = []
     for _ in range(runs if latency_rate > 0 else 0):
         os.sync()  # the earlier runs' dirty pages go out now, not during the latency run
         lat = one_run(target, readings=int(latency_rate * latency_seconds), rate=latency_rate,
                       publishers=publishers, model=model, keys=keys, measure_limits=False,
                       log_dir=log_dir)  # fmt: skip
+        log.info("latency run %d: %s", len(lats) + 1, lat.result.model_dump_json())
         lats.append(lat)
-    for i, lat in enumerate(lats):
-        log.info("latency run %d: %s", i + 1, lat.result.model_dump_json())
     extra: dict[str, Any] = {
         "model": str(model) if model else None,
         "publishers": publishers,
