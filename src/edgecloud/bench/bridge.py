@@ -35,6 +35,7 @@ from edgecloud.adapters.mqtt import MqttConfig, PahoSubscriber, make_publisher
 from edgecloud.bench.blast import blast
 from edgecloud.bench.blast import prebuild as build_packets
 from edgecloud.bench.common import BenchResult, paced, percentile
+from edgecloud.core.gctune import tune_gc
 from edgecloud.core.topics import events_topic, kafka_dead_letter_topic, kafka_topic
 from edgecloud.dev import process
 from edgecloud.dev.stack import Infra, Ports
@@ -83,6 +84,7 @@ def _publish_worker(
         # generator shares the machine with what it measures, so every packet is made before
         # the start and sent by the lean single-thread publisher (bench/blast.py)
         packets = build_packets([(topic, h, t) for h, t in parts], lambda: b"%d" % time.time_ns())
+        tune_gc()  # this process is the load generator's own; see bench/edge.py
         while time.time() < start_at:
             time.sleep(0.001)
         return blast(config, packets, rate=rate or None, timeout_s=600.0)

@@ -142,6 +142,6 @@ def run(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        Bridge(settings, stop).run()
+        Bridge(settings, stop, tune_gc=True).run()
     except EdgecloudError as exc:
         settings_error(exc)

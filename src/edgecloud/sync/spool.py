@@ -168,7 +168,7 @@ class Spool:
             expected += 1
         self._advance_watermark()
         self._produce_seq = self.watermark
-        self._spilled = True
+        self._spilled = self.watermark < self.tail_seq  # pending records are read from disk
         self._read_seg, self._read_off, self._read_seq = self._wm_seg, self._wm_off, self.watermark
         self._collect()
         return Recovery(len(paths), records, self.unacked_records, torn)
@@ -184,6 +184,7 @@ class Spool:
     # --- appending ---------------------------------------------------------------------
     def _open_segment(self, first_seq: int) -> None:
         if self._fd >= 0:
+            self.sync()  # what went into the old segment since the last sync (a dead letter)
             os.close(self._fd)
         seg = _Segment(first_seq, self.dir / _seg_name(first_seq))
         self._fd = os.open(seg.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
