@@ -1,5 +1,6 @@
 """One MQTT batch through the bridge's ingest step: the records reach the producer before the
-spool's fdatasync (so Kafka works while the disk syncs), and the PUBACKs never go before it.
+spool's fdatasync (so Kafka works while the disk syncs), and the PUBACKs never go before it;
+and the loop's short waits stop while every Kafka broker is down.
 
 The producer and the subscriber are recorders; the spool is the real one, on a real directory.
 """
@@ -111,3 +112,14 @@ def test_a_failed_sync_sends_no_ack(
         bridge._ingest(messages(rec, 10))
     # produced already (a duplicate at worst: the broker redelivers what was never acked)
     assert [kind for kind, _ in events] == ["produce"] * 10 + ["sync"]
+
+
+def test_the_loop_waits_longer_while_every_broker_is_down(
+    setup: tuple[Bridge, list[tuple[str, Any]], Recorder],
+) -> None:
+    bridge, _events, rec = setup
+    assert bridge._kafka_busy() is False  # nothing pending
+    bridge._ingest(messages(rec, 5))  # produced, no delivery report yet
+    assert bridge._kafka_busy() is True
+    rec.brokers_down = True  # librdkafka's _ALL_BROKERS_DOWN
+    assert bridge._kafka_busy() is False
