@@ -111,9 +111,11 @@ class BridgeMetrics:
 class _LimitedServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int
+    ) -> None:
         super().__init__(address, handler)
-        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.slots = threading.BoundedSemaphore(max_connections)
         self.refused = 0
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -136,17 +138,23 @@ class _LimitedServer(ThreadingHTTPServer):
 
 class HttpServer:
     def __init__(
-        self, host: str, port: int, metrics: BridgeMetrics, health: Callable[[], dict[str, Any]]
+        self,
+        host: str,
+        port: int,
+        metrics: BridgeMetrics,
+        health: Callable[[], dict[str, Any]],
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         registry = metrics.registry
 
         class Handler(BaseHTTPRequestHandler):
-            timeout = REQUEST_TIMEOUT_S  # each socket read (a silent client)
+            timeout = request_timeout_s  # each socket read (a silent client)
 
             def setup(self) -> None:
                 super().setup()
                 # a client dripping bytes under the per-read timeout: one deadline for it all
-                self._deadline = threading.Timer(REQUEST_TIMEOUT_S, self._cut)
+                self._deadline = threading.Timer(request_timeout_s, self._cut)
                 self._deadline.daemon = True
                 self._deadline.start()
 
@@ -177,7 +185,7 @@ class HttpServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = _LimitedServer((host, port), Handler)
+        self._server = _LimitedServer((host, port), Handler, max_connections)
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
