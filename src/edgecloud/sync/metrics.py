@@ -117,23 +117,32 @@ class _LimitedServer(ThreadingHTTPServer):
         super().__init__(address, handler)
         self.slots = threading.BoundedSemaphore(max_connections)
         self.refused = 0
+        self.active = 0  # connections holding a slot
+        self._count_lock = threading.Lock()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self.slots.acquire(blocking=False):
             self.refused += 1
             self.shutdown_request(request)
             return
+        with self._count_lock:
+            self.active += 1
         try:
             super().process_request(request, client_address)
         except BaseException:  # the thread did not start: give its slot back, then re-raise
-            self.slots.release()
+            self._release()
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self.slots.release()
+            self._release()
+
+    def _release(self) -> None:
+        with self._count_lock:
+            self.active -= 1
+        self.slots.release()
 
 
 class HttpServer:
@@ -188,6 +197,11 @@ class HttpServer:
         self._server = _LimitedServer((host, port), Handler, max_connections)
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def active(self) -> int:
+        """Connections open now (each holds one of ``max_connections`` slots)."""
+        return self._server.active
 
     @property
     def refused(self) -> int:
