@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -353,4 +354,5 @@ def test_broker_limit_follows_the_agents_limit() -> None:
     assert broker_message_limit(4 * 1024 * 1024) == 64 * 1024 * 1024
     prefix, summary = bounded_payload(b"x" * 10_000, 100)
     assert prefix == b"x" * 100
-    assert summary == "10000 bytes, sha256 " + __import__("hashlib").sha256(b"x" * 10_000).hexdigest()
+    digest = hashlib.sha256(b"x" * 10_000).hexdigest()
+    assert summary == f"10000 bytes, sha256 {digest}"

@@ -66,7 +66,7 @@ def test_a_10_mib_reading_is_refused_and_nothing_else_is_lost(node: Node, device
     topic = f"devices/{d}/telemetry"
     huge = reading(d, 2, audio=[0.5] * (10 * 1024 * 1024 // 5))  # ~10 MiB of JSON
     assert len(huge) > 10 * 1024 * 1024
-    big = reading(d, 3, audio=[0.5] * 20_000)  # ~100 KiB: over the agent's limit, under the broker's
+    big = reading(d, 3, audio=[0.5] * 20_000)  # ~100 KiB: over the agent's limit, not the broker's
     before = node.agent.counters()
     devices.reading(d, 1)
     with pytest.raises(TransportError, match="packet too large"):  # MQTT v5: PUBACK 0x95

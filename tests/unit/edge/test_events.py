@@ -47,7 +47,8 @@ def test_chunked_arrays_stay_under_the_broker_limit() -> None:
     chunks = list(chunked_arrays(events, 200, 1000))
     assert sum(n for _, n in chunks) == 6
     assert [json.loads(text) for text, _ in chunks] == [
-        [json.loads(e) for e in events[:3]], [json.loads(e) for e in events[3:]]
+        [json.loads(e) for e in events[:3]],
+        [json.loads(e) for e in events[3:]],
     ]
     assert all(len(text) <= 1000 for text, _ in chunks)
     # under the limit, the arrays are as before: per_message events each
