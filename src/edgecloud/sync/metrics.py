@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import socket
 import threading
 import time
@@ -21,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0)
+log = logging.getLogger(__name__)
 REQUEST_TIMEOUT_S = 10.0
 MAX_CONNECTIONS = 32
 DELIVERY_SAMPLE = 16  # one record in this many is timed (a histogram observation is ~2.5 us)
@@ -138,6 +140,11 @@ class _LimitedServer(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self._release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a traceback to stderr; a client cut at its deadline (or gone)
+        # is expected here: one debug line instead
+        log.debug("bridge HTTP request failed", exc_info=True, extra={"client": client_address})
 
     def _release(self) -> None:
         with self._count_lock:
