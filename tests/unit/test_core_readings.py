@@ -310,6 +310,16 @@ def test_quote_count_matches_what_json_writes() -> None:
     text = json.dumps(value).encode()
     assert quotes(value) == text.count(b'"') == 16
     assert not maybe_duplicates(text, value)
+    for arr in (
+        [],
+        [1, 2.5, True],
+        [[1, 2], [3]],
+        [None, 1],
+        [1, "a"],
+        [10**400, 1.0],
+        [[], ["b"]],
+    ):
+        assert quotes(arr) == json.dumps(arr).count('"'), arr
     repeated = b'{"a": 1, "b": {"c": 1, "c": 2}}'
     assert maybe_duplicates(repeated, json.loads(repeated))
     assert duplicate_key(repeated) == "c"

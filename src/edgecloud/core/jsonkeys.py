@@ -2,7 +2,8 @@
 
 Python's ``json``, orjson and pydantic all keep the last of two equal keys, so
 ``{"device_id": "a", "device_id": "b"}`` would be read as device ``b`` by one parser and could be
-read as ``a`` by another. Fast paths parse with orjson and then compare quote counts:
+read as ``a`` by another. Fast paths parse with orjson and then compare quote counts
+(``maybe_duplicates``; an array of numbers costs one C ``sum``, not a walk):
 every key and every string of the parsed value came from one pair of ``"`` in the text, so the
 text holds exactly ``quotes(parsed)`` quote characters unless a key was repeated (the repeat's
 pair is not in the parsed value) or a string holds an escaped ``\\"``. Only then (rare) is the
@@ -41,7 +42,11 @@ def quotes(value: Any) -> int:
     if t is dict:
         return 2 * len(value) + sum(quotes(v) for v in value.values() if type(v) in _NESTED)
     if t is list:
-        return sum(quotes(v) for v in value if type(v) in _NESTED)
+        try:
+            sum(value)  # numbers only, summed in C: no quote inside (the common array)
+            return 0
+        except (TypeError, OverflowError):  # a string, object, list or null among them
+            return sum(quotes(v) for v in value if type(v) in _NESTED)
     return 0
 
 
