@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -234,7 +235,10 @@ def _corpus() -> list[tuple[str | None, bytes]]:
     # where orjson (the fast path's parser) and json could differ
     base = payloads[0].decode()
     payloads += [
-        (base[:-1] + ', "seq": 7, "seq": 8}').encode(),  # duplicate keys: the last wins
+        (base[:-1] + ', "seq": 7, "seq": 8}').encode(),  # duplicate keys: refused
+        base.replace('"values": {', '"values": {"t": 1, "t": 2, ').encode(),
+        base.replace('"values": {', '"values": {"q\\"": 1, ').encode(),  # an escaped quote
+        (base[:-1] + ', "x": {"a": "\\"", "b": [{"c": 1}]}}').encode(),
         base.replace('"values": {', '"values": {"big": 99999999999999999999, ').encode(),
         base.replace('"values": {', '"values": {"long": 0.12345678901234567891, ').encode(),
         base.replace('"values": {', '"values": {"neg": -9223372036854775808, ').encode(),
@@ -271,3 +275,94 @@ def test_fast_path_takes_the_common_shape() -> None:
     ts = datetime(2026, 11, 22, 10, tzinfo=UTC)
     assert _fast_reading(json.loads(body()), ts) is not None
     assert _fast_reading(json.loads(body(seq=True)), ts) is None  # bool is not a strict int
+
+
+# --- duplicate keys, the ts window, bounded dead letters (issue 20) ---------------------------
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"device_id": "press-07", "device_id": "evil", "seq": 1, "ts": 1, "values": {"t": 1}}',
+        b'{"device_id": "press-07", "seq": 1, "ts": 1, "values": {"t": 1, "t": 2}}',
+        b'{"device_id": "press-07", "seq": 1, "ts": 1, "values": {"t": 1}, "x": {"k": 1, "k": 1}}',
+        b'{"device_id": "press-07", "seq": 1, "seq": 1, "ts": 1, "values": {"t": 1}}',
+    ],
+)
+def test_duplicate_keys_are_refused_on_both_paths(payload: bytes) -> None:
+    from edgecloud.core.readings import parse_reading_reference
+
+    assert reason(TOPIC, payload) == "duplicate_key"
+    with pytest.raises(InvalidReading) as info:
+        parse_reading_reference(TOPIC, payload)
+    assert info.value.reason == "duplicate_key"
+
+
+def test_an_escaped_quote_is_no_duplicate() -> None:
+    payload = b'{"device_id": "press-07", "seq": 1, "ts": 1, "note": "a\\"b", "values": {"t": 1}}'
+    assert parse_reading(TOPIC, payload).values == {"t": 1}
+
+
+def test_quote_count_matches_what_json_writes() -> None:
+    from edgecloud.core.jsonkeys import duplicate_key, maybe_duplicates, quotes
+
+    value = {"a": ["x", 1, {"b": None, "c": [["y"]]}], "d": "z", "e": 2.5}
+    text = json.dumps(value).encode()
+    assert quotes(value) == text.count(b'"') == 16
+    assert not maybe_duplicates(text, value)
+    for arr in (
+        [],
+        [1, 2.5, True],
+        [[1, 2], [3]],
+        [None, 1],
+        [1, "a"],
+        [10**400, 1.0],
+        [[], ["b"]],
+    ):
+        assert quotes(arr) == json.dumps(arr).count('"'), arr
+    repeated = b'{"a": 1, "b": {"c": 1, "c": 2}}'
+    assert maybe_duplicates(repeated, json.loads(repeated))
+    assert duplicate_key(repeated) == "c"
+    assert duplicate_key(b'{"a": "\\"", "b": 1}') is None
+    assert duplicate_key(b"{not json") is None
+
+
+@pytest.mark.parametrize(
+    ("ts", "ok"),
+    [
+        ("9999-12-31T23:59:59Z", False),
+        ("0001-01-01T00:00:00Z", False),
+        (0, False),
+        (1_000_000_000.0 - 31 * 86400, False),  # older than the 30 days
+        (1_000_000_000.0 - 29 * 86400, True),
+        (1_000_000_000.0 + 3599, True),
+        (1_000_000_000.0 + 3601, False),  # more than an hour ahead
+    ],
+)
+def test_ts_window_around_the_receive_time(ts: Any, ok: bool) -> None:
+    from edgecloud.core.readings import (
+        DEFAULT_TS_MAX_FUTURE_S,
+        DEFAULT_TS_MAX_PAST_S,
+        check_ts_window,
+    )
+
+    r = parse_reading(TOPIC, body(ts=ts))
+    window = (DEFAULT_TS_MAX_PAST_S, DEFAULT_TS_MAX_FUTURE_S)
+    if ok:
+        check_ts_window(r, 1_000_000_000.0, *window)
+    else:
+        with pytest.raises(InvalidReading) as info:
+            check_ts_window(r, 1_000_000_000.0, *window)
+        assert info.value.reason == "bad_timestamp" and "window" in info.value.detail
+
+
+def test_broker_limit_follows_the_agents_limit() -> None:
+    from edgecloud.core.readings import bounded_payload, broker_message_limit
+
+    assert broker_message_limit() == 1024 * 1024  # 16 x 64 KiB
+    assert broker_message_limit(4096) == 1024 * 1024  # at least 1 MiB (event batches)
+    assert broker_message_limit(4 * 1024 * 1024) == 64 * 1024 * 1024
+    prefix, summary = bounded_payload(b"x" * 10_000, 100)
+    assert prefix == b"x" * 100
+    digest = hashlib.sha256(b"x" * 10_000).hexdigest()
+    assert summary == f"10000 bytes, sha256 {digest}"

@@ -91,6 +91,27 @@ def run(
         int | None,
         _opt("local HTTP API port, 0 turns it off (env EDGECLOUD_HTTP_PORT, default 8410)"),
     ] = None,
+    http_token: Annotated[
+        str | None,
+        _opt(
+            "bearer token of POST /infer and GET /metrics; required when --http-host is not a "
+            "loopback address (env EDGECLOUD_HTTP_TOKEN, default none)"
+        ),
+    ] = None,
+    ts_max_past_s: Annotated[
+        float | None,
+        _opt(
+            "oldest accepted reading ts, seconds before receipt; older: bad_timestamp "
+            "(env EDGECLOUD_TS_MAX_PAST_S, default 2592000 = 30 days)"
+        ),
+    ] = None,
+    ts_max_future_s: Annotated[
+        float | None,
+        _opt(
+            "newest accepted reading ts, seconds after receipt; newer: bad_timestamp "
+            "(env EDGECLOUD_TS_MAX_FUTURE_S, default 3600)"
+        ),
+    ] = None,
     log_level: LogLevelOption = None,
     log_format: LogFormatOption = None,
     migrate: Annotated[
@@ -127,6 +148,8 @@ def run(
         "events_per_message": events_per_message, "heartbeat_interval_s": heartbeat_interval_s,
         "retention_hours": retention_hours, "http_host": http_host, "http_port": http_port,
         "log_level": log_level, "log_format": log_format, "migrate": migrate,
+        "http_token": http_token, "ts_max_past_s": ts_max_past_s,
+        "ts_max_future_s": ts_max_future_s,
     }  # fmt: skip
     try:
         settings = EdgeSettings(**{k: v for k, v in flags.items() if v is not None})

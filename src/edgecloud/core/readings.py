@@ -15,6 +15,7 @@ payloads.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -33,6 +34,7 @@ from pydantic import (
 )
 
 from edgecloud.core.errors import InvalidReading
+from edgecloud.core.jsonkeys import DuplicateKeyError, quotes, refuse_duplicates
 
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 _ID_RE = re.compile(ID_PATTERN)
@@ -43,6 +45,27 @@ _NAME_FULL = re.compile(r"[A-Za-z0-9_.:-]{1,64}").fullmatch
 _FAST_INT = 2**63  # larger ints go through the reference (its float conversion may overflow)
 DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_ARRAY_LEN = 65_536
+DEAD_PREFIX_BYTES = 4096  # a too_large dead letter keeps this much of the payload
+BROKER_LIMIT_FACTOR = 16  # the broker refuses messages over 16x the agent's limit (min 1 MiB)
+BROKER_LIMIT_MIN = 1024 * 1024
+
+
+def broker_message_limit(max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> int:
+    """The broker's ``message_size_limit`` for agents taking ``max_payload_bytes``.
+
+    Derived from the agent's setting, and larger than it on purpose: a payload a little over
+    the agent's limit still reaches the agent, which counts it and keeps a ``too_large`` dead
+    letter (a bounded prefix, length and digest); only far larger ones (a 10 MiB reading) are
+    refused by the broker itself. The agents' event messages are packed under this limit too.
+    """
+    return max(BROKER_LIMIT_FACTOR * max_payload_bytes, BROKER_LIMIT_MIN)
+
+
+def bounded_payload(payload: bytes, limit: int = DEAD_PREFIX_BYTES) -> tuple[bytes, str]:
+    """(the first ``limit`` bytes, ``"<length> bytes, sha256 <hex>"``) of an oversized payload."""
+    digest = hashlib.sha256(payload).hexdigest()
+    return payload[:limit], f"{len(payload)} bytes, sha256 {digest}"
+
 
 REASONS = (
     "too_large",  # payload over the size limit
@@ -55,8 +78,30 @@ REASONS = (
     "bad_device_id",  # device id not matching ID_PATTERN
     "bad_topic",  # topic not devices/{id}/telemetry
     "device_mismatch",  # body device_id differs from the topic's
-    "bad_timestamp",  # ts neither RFC 3339 nor epoch seconds
+    "bad_timestamp",  # ts neither RFC 3339 nor epoch seconds, or outside the ts window
+    "duplicate_key",  # a JSON object names the same key twice
 )
+
+DEFAULT_TS_MAX_PAST_S = 30 * 86400.0  # a device may deliver readings buffered up to 30 days
+DEFAULT_TS_MAX_FUTURE_S = 3600.0  # and its clock may run up to an hour ahead
+
+
+def check_ts_window(reading: Reading, received_at: float, past_s: float, future_s: float) -> None:
+    """Refuse (``bad_timestamp``) a ``ts`` outside [received - past_s, received + future_s].
+
+    Not part of ``parse_reading`` (that stays a pure function of the bytes, the same on the fast
+    and the reference path): the window depends on when the payload was received. Every ts it
+    lets through lies well inside the range the cloud API queries (1970 to 9000).
+    """
+    ts = reading.ts.timestamp()
+    if received_at - past_s <= ts <= received_at + future_s:
+        return
+    raise InvalidReading(
+        "bad_timestamp",
+        f"ts {reading.ts.isoformat()} is outside the accepted window of {past_s:g} s before and "
+        f"{future_s:g} s after the receive time",
+    )
+
 
 # Finite numbers only: the same type guards readings and the values inside events.
 Number = StrictInt | Annotated[StrictFloat, AllowInfNan(False)]
@@ -98,8 +143,17 @@ def _reject_constant(name: str) -> Any:
     raise InvalidReading("non_finite", f"{name} is not a finite number")
 
 
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    try:
+        return refuse_duplicates(pairs)
+    except DuplicateKeyError as exc:
+        raise InvalidReading("duplicate_key", str(exc)) from exc
+
+
 # json.loads with a keyword builds a decoder on every call
-_DECODE = json.JSONDecoder(parse_constant=_reject_constant).decode
+_DECODE = json.JSONDecoder(
+    parse_constant=_reject_constant, object_pairs_hook=_refuse_duplicates
+).decode
 
 
 def _parse_ts(raw: Any) -> datetime:
@@ -273,7 +327,19 @@ def _orjson_fast(payload: bytes) -> Reading | None:
         ts = _parse_ts(body["ts"])
     except InvalidReading:
         return None
-    return _fast_reading(body, ts)
+    reading = _fast_reading(body, ts)
+    if reading is None or payload.count(b'"') != _fast_quotes(body):
+        return None  # a repeated key (or an escaped quote): the json path decides
+    return reading
+
+
+def _fast_quotes(body: dict[str, Any]) -> int:
+    """``jsonkeys.quotes(body)`` of a body ``_fast_reading`` accepted: its values hold numbers
+    only, so just their names count there."""
+    n = 2 * len(body) + 2 * len(body["values"]) + 2 + (2 if type(body["ts"]) is str else 0)
+    if len(body) > 4:
+        n += sum(quotes(v) for k, v in body.items() if k not in _FIELDS_SET)
+    return n
 
 
 def _parse(topic: str | None, payload: bytes, max_bytes: int, *, fast: bool) -> Reading:

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgecloud.dev import process
+from edgecloud.dev import process, roles
 from edgecloud.dev.stack import Infra
 
 CLOUD_API_PORT = 8400
@@ -53,6 +53,20 @@ def dev_public_key() -> Path | None:
         if candidate.exists():
             return candidate
     return None
+
+
+def service_database_url(infra: Infra, role: str, database: str) -> str:
+    """The URL a service uses: its own Postgres role (``dev/roles.py``), or, with a
+    bring-your-own Postgres, the given URL."""
+    admin = None if infra.external.postgres_url else infra.pg_admin_url
+    return roles.database_url(admin, infra.database_url(database), role, database)
+
+
+def service_databases(nodes: int) -> dict[str, list[str]]:
+    """Each database of the stack -> the roles that use it."""
+    dbs = {CLOUD_DATABASE: [roles.CLOUD_API, roles.CLOUD_WORKER]}
+    dbs.update({node_database(n): [roles.node_role(n)] for n in node_ids(nodes)})
+    return dbs
 
 
 def node_ids(nodes: int) -> list[str]:
@@ -98,15 +112,23 @@ def app_specs(infra: Infra, nodes: int) -> list[AppSpec]:
         "EDGECLOUD_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
         "EDGECLOUD_CLOUD_API_URL": cloud_api_url(),
     }
-    cloud_db = {"EDGECLOUD_DATABASE_URL": infra.database_url(CLOUD_DATABASE)}
+    # own roles (dev/roles.py): `dev up` migrated as edgecloud_migrate, the apps do not
+    own = not infra.external.postgres_url
+    api_db = {
+        "EDGECLOUD_DATABASE_URL": service_database_url(infra, roles.CLOUD_API, CLOUD_DATABASE)
+    }
+    worker_db = {
+        "EDGECLOUD_DATABASE_URL": service_database_url(infra, roles.CLOUD_WORKER, CLOUD_DATABASE),
+        **({"EDGECLOUD_WORKER_MIGRATE": "false"} if own else {}),
+    }
     specs = [
         AppSpec(
             "cloud_api",
-            [*cli(), "cloud", "api"],
-            {**common, **cloud_db, "EDGECLOUD_API_PORT": str(cloud_api_port())},
+            [*cli(), "cloud", "api", *(["--no-migrate"] if own else [])],
+            {**common, **api_db, "EDGECLOUD_API_PORT": str(cloud_api_port())},
             health_url=f"{cloud_api_url()}/healthz",
         ),
-        AppSpec("cloud_worker", [*cli(), "cloud", "worker"], {**common, **cloud_db}),
+        AppSpec("cloud_worker", [*cli(), "cloud", "worker"], {**common, **worker_db}),
     ]
     node_tokens = _stored_node_tokens(state)
     dev_key = dev_public_key()
@@ -132,7 +154,10 @@ def app_specs(infra: Infra, nodes: int) -> list[AppSpec]:
                 [*cli(), "edge", "run"],
                 {
                     **node_env,
-                    "EDGECLOUD_DATABASE_URL": infra.database_url(node_database(node)),
+                    "EDGECLOUD_DATABASE_URL": service_database_url(
+                        infra, roles.node_role(node), node_database(node)
+                    ),
+                    **({"EDGECLOUD_MIGRATE": "false"} if own else {}),
                     "EDGECLOUD_MQTT_USERNAME": agent_user,
                     "EDGECLOUD_MQTT_PASSWORD": agent_pw,
                     "EDGECLOUD_HTTP_PORT": str(agent_http_port(index)),
@@ -208,7 +233,8 @@ class AppProcess:
 
 
 def _create_token(infra: Infra, scope: str, name: str, node_id: str | None = None) -> str | None:
-    env = {**os.environ, "EDGECLOUD_DATABASE_URL": infra.database_url(CLOUD_DATABASE)}
+    url = service_database_url(infra, roles.CLOUD_API, CLOUD_DATABASE)
+    env = {**os.environ, "EDGECLOUD_DATABASE_URL": url}
     argv = [*cli(), "token", "create", "--scope", scope, "--name", name]
     if node_id is not None:
         argv += ["--node-id", node_id]

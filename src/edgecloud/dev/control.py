@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from edgecloud.dev import apps, process
+from edgecloud.dev import apps, process, roles
 from edgecloud.dev.base import DEV_PORTS, Ports
 from edgecloud.dev.kafka_jars import jars_present
 from edgecloud.dev.stack import External, Infra, ensure_infra
@@ -84,6 +84,9 @@ def up(config: StackConfig, step: Step) -> list[AppReport]:
     infra.create_database(apps.CLOUD_DATABASE)
     for node in apps.node_ids(config.nodes):
         infra.create_database(apps.node_database(node))
+    if not infra.external.postgres_url:
+        step("creating database roles and migrating")
+        _own_roles(infra, config.nodes)
     step("creating node tokens")
     apps.load_node_tokens(infra, config.nodes)
     step("starting apps")
@@ -110,6 +113,18 @@ def up(config: StackConfig, step: Step) -> list[AppReport]:
             report.healthy = _answers(url, HEALTH_TIMEOUT_S)
     apps.load_tokens(infra)
     return reports
+
+
+def _own_roles(infra: Infra, nodes: int) -> None:
+    """One role per service, the migrations run as the owner (``dev/roles.py``, issue 20)."""
+    from edgecloud.cloud.migrations import migrate as migrate_cloud
+    from edgecloud.edge.migrations import migrate as migrate_edge
+
+    admin = infra.pg_admin_url
+    roles.apply(admin, apps.service_databases(nodes))
+    migrate_cloud(roles.role_url(admin, roles.MIGRATOR, apps.CLOUD_DATABASE))
+    for node in apps.node_ids(nodes):
+        migrate_edge(roles.role_url(admin, roles.MIGRATOR, apps.node_database(node)))
 
 
 def _answers(url: str, timeout: float) -> bool:
@@ -148,7 +163,9 @@ def status(config: StackConfig) -> dict[str, Any]:
             {
                 "node_id": node,
                 "labels": agent.labels,
-                "database_url": infra.database_url(apps.node_database(node)),
+                "database_url": apps.service_database_url(
+                    infra, roles.node_role(node), apps.node_database(node)
+                ),
                 "agent_pid": processes[agent.name],
                 "bridge_pid": processes[f"bridge.{node}"],
                 "health_url": agent.health_url,
@@ -159,7 +176,9 @@ def status(config: StackConfig) -> dict[str, Any]:
         "mqtt_url": infra.mqtt_url,
         "kafka_bootstrap": infra.kafka_bootstrap,
         "cloud_api_url": apps.cloud_api_url(),
-        "cloud_database_url": infra.database_url(apps.CLOUD_DATABASE),
+        "cloud_database_url": apps.service_database_url(
+            infra, roles.CLOUD_WORKER, apps.CLOUD_DATABASE
+        ),
         "device_credentials": {"username": user, "password": password},
         "tokens": _stored_tokens(config.state_dir),
         "nodes": nodes,

@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 
 from edgecloud.core.errors import ServiceError
+from edgecloud.core.readings import DEFAULT_MAX_PAYLOAD_BYTES, broker_message_limit
 from edgecloud.dev import process
-from edgecloud.dev.base import HOST, Service, chown_tree, repo_deploy_dir, run_as
+from edgecloud.dev.base import HOST, Ports, Service, chown_tree, repo_deploy_dir, run_as
 
 OS_USER = "mosquitto"
 ACCOUNTS = ("admin", "edge-agent", "bridge", "simulator")
@@ -56,6 +57,15 @@ class MosquittoService(Service):
     name = "mosquitto"
     ready_timeout = 30.0
 
+    def __init__(self, state_dir: Path, ports: Ports, max_payload_bytes: int | None = None) -> None:
+        super().__init__(state_dir, ports)
+        self.max_payload_bytes = max_payload_bytes or agent_max_payload_bytes()
+
+    @property
+    def message_size_limit(self) -> int:
+        """The broker's limit, from the same setting as the agents' (``too_large`` above it)."""
+        return broker_message_limit(self.max_payload_bytes)
+
     @property
     def port(self) -> int:
         return self.ports.mqtt
@@ -83,6 +93,7 @@ class MosquittoService(Service):
             "password_file": str(self.password_file),
             "acl_file": str(self.home / "acl"),
             "persistence_dir": str(data),
+            "message_size_limit": str(self.message_size_limit),
         }
         for name, target in (("mosquitto.conf.tmpl", "mosquitto.conf"), ("acl.tmpl", "acl")):
             text = string.Template((deploy / name).read_text()).substitute(values)
@@ -123,6 +134,15 @@ class MosquittoService(Service):
             10.0,
             f"mosquitto reload for {username!r}",
         )
+
+
+def agent_max_payload_bytes() -> int:
+    """The agents' ``EDGECLOUD_MAX_PAYLOAD_BYTES`` as the apps of this stack will read it."""
+    raw = os.environ.get("EDGECLOUD_MAX_PAYLOAD_BYTES", "").strip()
+    try:
+        return int(raw) if raw else DEFAULT_MAX_PAYLOAD_BYTES
+    except ValueError as exc:
+        raise ServiceError(f"EDGECLOUD_MAX_PAYLOAD_BYTES={raw!r} is not an integer") from exc
 
 
 def _which(name: str) -> str | None:

@@ -85,12 +85,18 @@ Notify = Callable[[str], None]
 class Infra:
     """Postgres, Mosquitto and Kafka of one state dir (or the external ones)."""
 
-    def __init__(self, state_dir: Path, ports: Ports, external: External | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        ports: Ports,
+        external: External | None = None,
+        max_payload_bytes: int | None = None,  # the agents' limit; None: the environment's
+    ) -> None:
         self.state_dir = state_dir
         self.ports = ports
         self.external = external or External()
         self.postgres = PostgresService(state_dir, ports)
-        self.mosquitto = MosquittoService(state_dir, ports)
+        self.mosquitto = MosquittoService(state_dir, ports, max_payload_bytes)
         self.kafka = KafkaService(state_dir, ports)
 
     # --- the services we manage -------------------------------------------------------

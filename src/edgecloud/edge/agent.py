@@ -31,6 +31,7 @@ from edgecloud.adapters.mqtt import InboundMessage, MqttConfig, make_publisher, 
 from edgecloud.core.errors import TransportError
 from edgecloud.core.events import HeartbeatData, InferenceResult, heartbeat_event
 from edgecloud.core.gctune import tune_gc
+from edgecloud.core.readings import broker_message_limit
 from edgecloud.core.topics import (
     TELEMETRY_SUBSCRIPTION,
     device_shard,
@@ -88,6 +89,7 @@ class Agent:
             Publish(self._publish_text, lambda infos, t: self.publisher.wait(infos, t)),
             settings.node_id,
             events_per_message=settings.events_per_message,
+            max_message_chars=broker_message_limit(settings.max_payload_bytes),
             on_published=lambda n: self.counters.add(events_published=n),
         )
         self._housekeeping = threading.Thread(
@@ -264,7 +266,9 @@ class Agent:
                 found.update(self._retry(lambda: self.store.lookup(rest)))
             return found
 
-        plan = classify(msgs, self.last_seqs, lookup, self.settings.max_payload_bytes)
+        plan = classify(
+            msgs, self.last_seqs, lookup, self.settings.max_payload_bytes, self.settings.ts_window
+        )
         self._infer(plan)
         for a in plan.accepted:
             r = a.reading

@@ -28,7 +28,7 @@ import orjson
 
 from edgecloud.core.errors import InvalidReading
 from edgecloud.core.events import InferenceResult
-from edgecloud.core.readings import Reading, parse_reading
+from edgecloud.core.readings import Reading, bounded_payload, check_ts_window, parse_reading
 
 Key = tuple[str, int]
 # json.dumps with a keyword builds an encoder on every call; the same encoder, made once
@@ -119,21 +119,33 @@ def _conflict(a: Accepted, where: str) -> DeadLetter:
     )
 
 
+def _refused(m: Message, exc: InvalidReading) -> DeadLetter:
+    """The dead letter of a refused payload; an oversized one keeps only a bounded prefix, with
+    its length and sha256 in the detail (a device must not fill the database)."""
+    if exc.reason != "too_large":
+        return DeadLetter(m.topic, m.payload, exc.reason, exc.detail, m.received_at)
+    prefix, summary = bounded_payload(m.payload)
+    detail = f"{exc.detail}; kept the first {len(prefix)} of {summary}"
+    return DeadLetter(m.topic, prefix, exc.reason, detail, m.received_at)
+
+
 def classify(
     messages: Sequence[Message],
     last_seqs: Mapping[str, int],
     lookup: Lookup,
     max_bytes: int,
+    ts_window: tuple[float, float] | None = None,
 ) -> Plan:
+    """``ts_window`` (seconds before, after the receive time): a ts outside is ``bad_timestamp``."""
     plan = Plan()
     seen: dict[Key, Accepted] = {}
     for m in messages:
         try:
             reading = parse_reading(m.topic, m.payload, max_bytes)
+            if ts_window is not None:
+                check_ts_window(reading, m.received_at, *ts_window)
         except InvalidReading as exc:
-            plan.dead_letters.append(
-                DeadLetter(m.topic, m.payload, exc.reason, exc.detail, m.received_at)
-            )
+            plan.dead_letters.append(_refused(m, exc))
             continue
         key = (reading.device_id, reading.seq)
         first = seen.get(key)

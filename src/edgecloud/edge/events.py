@@ -55,8 +55,23 @@ def reading_event_text(
     )
 
 
-def chunked_arrays(events: Sequence[str], per_message: int) -> Iterator[tuple[str, int]]:
-    """JSON arrays of at most ``per_message`` events, with their event counts."""
+def chunked_arrays(
+    events: Sequence[str], per_message: int, max_chars: int | None = None
+) -> Iterator[tuple[str, int]]:
+    """JSON arrays of at most ``per_message`` events, with their event counts; with
+    ``max_chars``, an array also stays under that many characters (the broker's message limit;
+    the events are ASCII JSON) unless a single event is larger on its own."""
     for start in range(0, len(events), per_message):
         part = events[start : start + per_message]
-        yield "[" + ",".join(part) + "]", len(part)
+        if max_chars is None or sum(map(len, part)) + len(part) + 1 <= max_chars:
+            yield "[" + ",".join(part) + "]", len(part)
+            continue
+        chunk: list[str] = []
+        size = 1
+        for ev in part:
+            if chunk and size + len(ev) + 1 > max_chars:
+                yield "[" + ",".join(chunk) + "]", len(chunk)
+                chunk, size = [], 1
+            chunk.append(ev)
+            size += len(ev) + 1
+        yield "[" + ",".join(chunk) + "]", len(chunk)

@@ -6,21 +6,29 @@
 - ``POST /infer``: a reading body (the telemetry JSON) -> the active model's result, at once,
   without storing it. 400 with ``reason`` for bad input (the reasons of ``core.readings``, or
   ``inference.<reason>`` when the model cannot take it), 503 when no model is loaded.
+
+With ``EDGECLOUD_HTTP_TOKEN`` set (required when the server is bound off loopback), ``/infer``
+and ``/metrics`` need ``Authorization: Bearer <token>`` (401 without, compared in constant
+time); ``/healthz`` stays open for probes. The server cuts a client whose request is not
+complete within 10 s and takes at most 64 connections (``adapters.http_limits``).
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from edgecloud.adapters.http_limits import limited_protocol
 from edgecloud.core.errors import InvalidReading
 from edgecloud.core.events import InferenceResult
-from edgecloud.core.readings import parse_reading
+from edgecloud.core.readings import check_ts_window, parse_reading
 
 if TYPE_CHECKING:
     from edgecloud.edge.agent import Agent
@@ -33,8 +41,26 @@ def _error(status: int, reason: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": reason, "detail": detail}, status_code=status)
 
 
+def _authorized(request: Request, token: str | None) -> bool:
+    if token is None:
+        return True
+    given = request.headers.get("authorization", "")
+    scheme, _, value = given.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        value.strip().encode(), token.encode()
+    )
+
+
+def _unauthorized() -> JSONResponse:
+    resp = _error(401, "unauthorized", "this route needs 'Authorization: Bearer <http token>'")
+    resp.headers["WWW-Authenticate"] = "Bearer"
+    return resp
+
+
 def create_app(agent: Agent) -> FastAPI:
-    app = FastAPI(title="edgecloud edge agent", version="1")
+    app = FastAPI(title="edgecloud edge agent", version="1", docs_url=None, redoc_url=None)
+    secret = agent.settings.http_token
+    token = secret.get_secret_value() if secret is not None else None
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
@@ -61,14 +87,22 @@ def create_app(agent: Agent) -> FastAPI:
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics")
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
+        if not _authorized(request, token):
+            return _unauthorized()
         return Response(agent.metrics.render(), media_type=PROMETHEUS_TEXT)
 
     @app.post("/infer")
     async def infer(request: Request) -> JSONResponse:
-        body = await request.body()
+        if not _authorized(request, token):
+            return _unauthorized()
+        limit = agent.settings.max_payload_bytes
+        body = await _body_up_to(request, limit)
+        if body is None:
+            return _error(413, "too_large", f"request body over the limit of {limit} bytes")
         try:
-            reading = parse_reading(None, body, agent.settings.max_payload_bytes)
+            reading = parse_reading(None, body, limit)
+            check_ts_window(reading, time.time(), *agent.settings.ts_window)
         except InvalidReading as exc:
             return _error(400, exc.reason, exc.detail)
         if agent.holder.backend is None:
@@ -91,6 +125,21 @@ def create_app(agent: Agent) -> FastAPI:
     return app
 
 
+async def _body_up_to(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is over ``limit`` bytes (never read whole)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 async def _run_sync(agent: Agent, reading: Any) -> Any:
     from starlette.concurrency import run_in_threadpool
 
@@ -108,6 +157,8 @@ class HttpServer:
             log_config=None,
             access_log=False,
             lifespan="off",
+            http=limited_protocol(),
+            timeout_keep_alive=5,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="http", daemon=True)

@@ -63,6 +63,7 @@ class Outbox:
         node_id: str,
         *,
         events_per_message: int = 200,
+        max_message_chars: int | None = None,
         max_batches: int = 64,
         on_published: Callable[[int], None] | None = None,
     ) -> None:
@@ -71,6 +72,7 @@ class Outbox:
         self._topic = events_topic(node_id, "reading")
         self._node_id = node_id
         self._per_message = events_per_message
+        self._max_chars = max_message_chars
         self._queue: queue.Queue[OutboxBatch | None] = queue.Queue(maxsize=max_batches)
         self._on_published = on_published
         self._thread = threading.Thread(target=self._loop, name="outbox", daemon=True)
@@ -145,7 +147,7 @@ class Outbox:
         infos = []
         events = 0
         for b in batches:
-            for text, n in chunked_arrays(b.events, self._per_message):
+            for text, n in chunked_arrays(b.events, self._per_message, self._max_chars):
                 infos.append(self._pub.publish(self._topic, text))
                 events += n
         self._pub.wait(infos, 30.0)

@@ -6,18 +6,34 @@ override the environment; the defaults point at node ``edge-1`` of ``edgecloud d
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from edgecloud.core.readings import DEFAULT_MAX_PAYLOAD_BYTES, ID_PATTERN
+from edgecloud.core.readings import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_TS_MAX_FUTURE_S,
+    DEFAULT_TS_MAX_PAST_S,
+    ID_PATTERN,
+)
 from edgecloud.core.settings import (
     BaseRoleSettings,
     DatabaseSettings,
     MqttSettings,
     parse_labels,
 )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
 
 
 class EdgeSettings(BaseRoleSettings, MqttSettings, DatabaseSettings):
@@ -47,6 +63,20 @@ class EdgeSettings(BaseRoleSettings, MqttSettings, DatabaseSettings):
     max_payload_bytes: int = Field(
         DEFAULT_MAX_PAYLOAD_BYTES, ge=256, description="largest telemetry payload; too_large above"
     )
+    ts_max_past_s: float = Field(
+        DEFAULT_TS_MAX_PAST_S,
+        gt=0,
+        le=100 * 365 * 86400,
+        description="oldest accepted reading ts, in seconds before its receive time "
+        "(bad_timestamp dead letter beyond)",
+    )
+    ts_max_future_s: float = Field(
+        DEFAULT_TS_MAX_FUTURE_S,
+        gt=0,
+        le=365 * 86400,
+        description="newest accepted reading ts, in seconds after its receive time "
+        "(bad_timestamp dead letter beyond)",
+    )
     events_per_message: int = Field(
         200, ge=1, le=10_000, description="reading events per MQTT message (a JSON array)"
     )
@@ -58,6 +88,10 @@ class EdgeSettings(BaseRoleSettings, MqttSettings, DatabaseSettings):
     retention_chunk: int = Field(5000, ge=1, description="rows deleted per retention statement")
     http_host: str = Field("127.0.0.1", description="address of the local HTTP API")
     http_port: int = Field(8410, ge=0, le=65535, description="port of the local HTTP API (0: off)")
+    http_token: SecretStr | None = Field(
+        None,
+        description="bearer token of POST /infer and GET /metrics (required off loopback)",
+    )
     migrate: bool = Field(True, description="upgrade the local schema to head at start")
 
     @field_validator("node_labels")
@@ -65,6 +99,17 @@ class EdgeSettings(BaseRoleSettings, MqttSettings, DatabaseSettings):
     def _labels(cls, v: str) -> str:
         parse_labels(v)  # refuse a malformed label list at start
         return v
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> EdgeSettings:
+        if self.http_port and not is_loopback(self.http_host) and not self.http_token:
+            raise ValueError(
+                f"http_host {self.http_host!r} is not a loopback address: set EDGECLOUD_HTTP_TOKEN "
+                "(POST /infer and GET /metrics then need 'Authorization: Bearer <token>')"
+            )
+        if self.http_token is not None and len(self.http_token.get_secret_value()) < 16:
+            raise ValueError("http_token must be at least 16 characters")
+        return self
 
     @property
     def shard(self) -> tuple[int, int] | None:
@@ -75,6 +120,11 @@ class EdgeSettings(BaseRoleSettings, MqttSettings, DatabaseSettings):
         if i > n:
             raise ValueError(f"device_shard {self.device_shard}: i must be <= N")
         return i, n
+
+    @property
+    def ts_window(self) -> tuple[float, float]:
+        """(seconds before, seconds after) the receive time in which a reading's ts must lie."""
+        return self.ts_max_past_s, self.ts_max_future_s
 
     @property
     def labels(self) -> dict[str, str]:

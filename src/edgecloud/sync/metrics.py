@@ -1,8 +1,17 @@
-"""Prometheus metrics of the bridge and its small HTTP server (``/metrics``, ``/healthz``)."""
+"""Prometheus metrics of the bridge and its small HTTP server (``/metrics``, ``/healthz``).
+
+The server (stdlib, one thread per connection, GET only, HTTP/1.0: one request a connection)
+is bounded against slow or many clients: a connection whose request line and headers have not
+arrived within ``REQUEST_TIMEOUT_S`` is shut down, each read waits at most that long, and over
+``MAX_CONNECTIONS`` open connections a new one is closed at once.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +22,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0)
+log = logging.getLogger(__name__)
+REQUEST_TIMEOUT_S = 10.0
+MAX_CONNECTIONS = 32
 DELIVERY_SAMPLE = 16  # one record in this many is timed (a histogram observation is ~2.5 us)
 
 
@@ -98,14 +110,80 @@ class BridgeMetrics:
                 self._synced[name] = self.counts[name]
 
 
+class _LimitedServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int
+    ) -> None:
+        super().__init__(address, handler)
+        self.slots = threading.BoundedSemaphore(max_connections)
+        self.refused = 0
+        self.active = 0  # connections holding a slot
+        self._count_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.refused += 1
+            self.shutdown_request(request)
+            return
+        with self._count_lock:
+            self.active += 1
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # the thread did not start: give its slot back, then re-raise
+            self._release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a traceback to stderr; a client cut at its deadline (or gone)
+        # is expected here: one debug line instead
+        log.debug("bridge HTTP request failed", exc_info=True, extra={"client": client_address})
+
+    def _release(self) -> None:
+        with self._count_lock:
+            self.active -= 1
+        self.slots.release()
+
+
 class HttpServer:
     def __init__(
-        self, host: str, port: int, metrics: BridgeMetrics, health: Callable[[], dict[str, Any]]
+        self,
+        host: str,
+        port: int,
+        metrics: BridgeMetrics,
+        health: Callable[[], dict[str, Any]],
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         registry = metrics.registry
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = request_timeout_s  # each socket read (a silent client)
+
+            def setup(self) -> None:
+                super().setup()
+                # a client dripping bytes under the per-read timeout: one deadline for it all
+                self._deadline = threading.Timer(request_timeout_s, self._cut)
+                self._deadline.daemon = True
+                self._deadline.start()
+
+            def _cut(self) -> None:
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
+
+            def finish(self) -> None:
+                self._deadline.cancel()
+                super().finish()
+
             def do_GET(self) -> None:
+                self._deadline.cancel()  # the request is in; writing the answer is ours
                 if self.path.startswith("/metrics"):
                     body, ctype, code = generate_latest(registry), CONTENT_TYPE_LATEST, 200
                 elif self.path.startswith("/healthz"):
@@ -123,10 +201,19 @@ class HttpServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = _LimitedServer((host, port), Handler, max_connections)
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def active(self) -> int:
+        """Connections open now (each holds one of ``max_connections`` slots)."""
+        return self._server.active
+
+    @property
+    def refused(self) -> int:
+        """Connections closed because ``MAX_CONNECTIONS`` were open."""
+        return self._server.refused
 
     def start(self) -> None:
         self._thread.start()

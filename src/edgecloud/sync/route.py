@@ -2,7 +2,8 @@
 
 A message carries one event or a JSON array of events; each becomes its own record, sent as it
 came (a single event keeps its exact bytes). Topic and key follow CONTRACT section 3. What is
-not a valid envelope becomes a dead-letter record (value: JSON with ``reason``, ``detail``,
+not a valid envelope (or repeats a key in any JSON object: ``duplicate_key``) becomes a
+dead-letter record (value: JSON with ``reason``, ``detail``,
 ``node_id``, ``event_id``, ``source_topic`` and the offending ``payload``; header ``reason``),
 so a bad message never blocks the stream.
 """
@@ -19,10 +20,17 @@ from pydantic import ValidationError
 
 from edgecloud.core.errors import InvalidEvent
 from edgecloud.core.events import SCHEMA_V1, EnvelopeHeader
+from edgecloud.core.jsonkeys import (
+    DuplicateKeyError,
+    duplicate_key,
+    maybe_duplicates,
+    refuse_duplicates,
+)
 from edgecloud.core.topics import kafka_dead_letter_topic, kafka_topic, parse_events_topic
 from edgecloud.sync.records import OutRecord
 
 MAX_DEAD_PAYLOAD = 64 * 1024
+_STRICT_LOADS = json.JSONDecoder(object_pairs_hook=refuse_duplicates).decode
 _SCHEMA = SCHEMA_V1.encode()
 
 # The fast path's shapes: a strict subset of what EnvelopeHeader accepts (anything else goes
@@ -66,6 +74,8 @@ def fast_header(payload: bytes) -> tuple[str, str, str, str | None] | None:
         datetime.fromisoformat(ts)
     except ValueError:
         return None
+    if maybe_duplicates(payload, d):  # a repeated key (or an escaped quote): look closer
+        return None
     return eid, etype, node, dev
 
 
@@ -83,8 +93,10 @@ class Router:
         body = payload.lstrip()
         if body[:1] == b"[":
             try:
-                items = json.loads(body)
-            except (ValueError, UnicodeDecodeError) as exc:
+                items = _STRICT_LOADS(body.decode("utf-8"))
+            except DuplicateKeyError as exc:
+                return [self.dead(topic, payload, "duplicate_key", str(exc), node)]
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 return [self.dead(topic, payload, "bad_json", str(exc), node)]
             if not items:
                 return [self.dead(topic, payload, "empty_batch", "empty JSON array", node)]
@@ -101,6 +113,10 @@ class Router:
         fast = fast_header(payload)
         if fast is not None:
             return [self._event(topic, node, etype, *fast, payload)]
+        repeated = duplicate_key(payload)
+        if repeated is not None:
+            detail = f"duplicate key {repeated[:64]!r} in a JSON object"
+            return [self.dead(topic, payload, "duplicate_key", detail, node)]
         try:
             env = EnvelopeHeader.model_validate_json(payload)
         except ValidationError as exc:

@@ -94,3 +94,27 @@ def test_same_values_compare_as_numbers() -> None:
     look = Lookup({("a", 1): (ts, {"temperature": 1})})  # jsonb may give 1 for 1.0
     plan = classify([msg("a", 1, temp=1.0)], {"a": 1}, look, 65536)
     assert plan.duplicates == 1 and plan.dead_letters == []
+
+
+def test_too_large_dead_letter_keeps_a_bounded_prefix_length_and_digest() -> None:
+    import hashlib
+
+    huge = b'{"device_id": "a", "values": {"t": [' + b"1," * 1_000_000 + b"1]}}"
+    plan = classify([Msg("devices/a/telemetry", huge), msg("a", 1)], {}, Lookup({}), 65536)
+    [dead] = plan.dead_letters
+    assert dead.reason == "too_large"
+    assert dead.payload == huge[:4096]
+    assert f"{len(huge)} bytes, sha256 {hashlib.sha256(huge).hexdigest()}" in dead.detail
+    assert [a.reading.seq for a in plan.accepted] == [1]  # the good one is not lost
+
+
+def test_ts_outside_the_window_is_a_bad_timestamp_dead_letter() -> None:
+    now = datetime(2026, 11, 22, 10, tzinfo=UTC).timestamp()
+    msgs = [msg("a", 1, ts="9999-12-31T23:59:59Z"), msg("a", 2, ts="0001-01-01T00:00:00Z"),
+            msg("a", 3), msg("a", 4, ts="2026-11-22T12:00:00Z")]  # fmt: skip
+    for m in msgs:
+        m.received_at = now
+    plan = classify(msgs, {}, Lookup({}), 65536, ts_window=(86400.0, 3600.0))
+    assert [a.reading.seq for a in plan.accepted] == [3]
+    assert [d.reason for d in plan.dead_letters] == ["bad_timestamp"] * 3
+    assert all(d.payload == m.payload for d, m in zip(plan.dead_letters, msgs[:2], strict=False))

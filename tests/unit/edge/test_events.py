@@ -40,3 +40,16 @@ def test_event_id_text_equals_core_uuid5() -> None:
         (f"d{i}", i * 7919) for i in range(500)
     ]:
         assert event_id_text(device, seq) == str(reading_event_id(device, seq))
+
+
+def test_chunked_arrays_stay_under_the_broker_limit() -> None:
+    events = ['{"a":' + "1" * n + "}" for n in (10, 500, 30, 900, 5, 5)]
+    chunks = list(chunked_arrays(events, 200, 1000))
+    assert sum(n for _, n in chunks) == 6
+    assert [json.loads(text) for text, _ in chunks] == [
+        [json.loads(e) for e in events[:3]],
+        [json.loads(e) for e in events[3:]],
+    ]
+    assert all(len(text) <= 1000 for text, _ in chunks)
+    # under the limit, the arrays are as before: per_message events each
+    assert [n for _, n in chunked_arrays(events, 4, 10**6)] == [4, 2]

@@ -95,3 +95,39 @@ def test_dead_letter_reasons(mqtt_topic: str, payload: str | bytes, reason: str)
     assert body["reason"] == reason
     assert body["source_topic"] == mqtt_topic
     assert body["payload"] == raw.decode()
+
+
+def _dead_reason(rec: object) -> str:
+    return str(json.loads(rec.value)["reason"])  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # the fast path's shape, node_id twice: the last one would win
+        json.dumps(event())[:-1].encode() + b', "node_id": "edge-b"}',
+        # inside data, where the fast path does not look
+        json.dumps(event()).replace('"seq": 1', '"seq": 1, "seq": 2').encode(),
+        # off the fast path (an escaped quote), the repeat in the envelope
+        json.dumps(event(extra='a"b'))[:-1].encode() + b', "type": "reading"}',
+    ],
+)
+def test_duplicate_keys_in_an_event_are_a_dead_letter(raw: bytes) -> None:
+    router = Router()
+    [rec] = router.route(topic(), raw)
+    assert rec.topic == router.dead_topic
+    assert _dead_reason(rec) == "duplicate_key"
+    assert json.loads(rec.value)["payload"] == raw.decode()
+
+
+def test_duplicate_keys_in_a_batch_refuse_the_message() -> None:
+    good = json.dumps(event())
+    bad = json.dumps(event()).replace('"t": 1.0', '"t": 1.0, "t": 2.0')
+    router = Router()
+    [rec] = router.route(topic(), f"[{good},{bad}]".encode())
+    assert (rec.topic, _dead_reason(rec)) == (router.dead_topic, "duplicate_key")
+    # an escaped quote is no repeat: both go through
+    fine = json.dumps(event(note='say "hi"'))
+    assert [r.topic for r in router.route(topic(), f"[{good},{fine}]".encode())] == [
+        "edgecloud.readings"
+    ] * 2
