@@ -108,6 +108,10 @@ def run(
     Inference tuning: EDGECLOUD_ORT_PROVIDERS (auto, or e.g. CUDAExecutionProvider,
     CPUExecutionProvider), EDGECLOUD_ORT_INTRA_OP_THREADS, EDGECLOUD_ORT_INTER_OP_THREADS,
     EDGECLOUD_ORT_ALLOW_SPINNING, EDGECLOUD_INFERENCE_MAX_BATCH. More: docs/edge-agent.md.
+
+    Dapr (docs/dapr.md): EDGECLOUD_DAPR_HTTP_PORT / EDGECLOUD_DAPR_GRPC_PORT (the sidecar; 0:
+    none) publish anomaly / escalation decisions on EDGECLOUD_DAPR_PUBSUB (edge-pubsub);
+    EDGECLOUD_DAPR_SECRET_STORE reads database-url / mqtt-password from it (wins over env).
     """
     import signal
 
