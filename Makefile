@@ -8,9 +8,9 @@ STAMPS := $(VENV)/.stamps
 PYTHON ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install system kafka check lint typecheck imports schemas-check schemas test demo down
+.PHONY: install system kafka daprd check lint typecheck imports schemas-check schemas test demo down
 
-install: system $(STAMPS)/pip kafka
+install: system $(STAMPS)/pip kafka daprd
 
 system:
 	@scripts/install-system.sh
@@ -25,6 +25,10 @@ $(STAMPS)/pip: pyproject.toml $(STAMPS)/venv
 
 kafka: $(STAMPS)/pip
 	@$(PY) -m edgecloud.dev.kafka_jars
+
+# daprd built from the Go module github.com/dapr/dapr, cached in ~/.cache/edgecloud/dapr/<version>
+daprd:
+	@scripts/build-daprd.sh
 
 check: $(STAMPS)/pip lint typecheck imports schemas-check
 

@@ -35,6 +35,7 @@ def test_demo_two_nodes(tmp_path: Path) -> None:
         "EDGECLOUD_DEV_API_PORT": str(process.free_port()),
         "EDGECLOUD_DEV_AGENT_PORT_BASE": str(_free_base(2)),
         "EDGECLOUD_DEV_BRIDGE_PORT_BASE": str(_free_base(2)),
+        "EDGECLOUD_DEV_DAPR_PORT_BASE": str(_free_base(15)),  # 4 daprd sidecars x 4 ports
     }
     for name in ("EDGECLOUD_DEV_POSTGRES_URL", "EDGECLOUD_DEV_MQTT_URL"):
         env.pop(name, None)

@@ -141,6 +141,25 @@ def mqtt(
     typer.echo(result.model_dump_json(indent=2))
 
 
+@app.command("dapr")
+def dapr(
+    messages: Annotated[int, typer.Option(help="events per path")] = 5_000,
+    json_file: Annotated[Path | None, typer.Option("--json", help="write the result here")] = None,
+) -> None:
+    """Events through a daprd sidecar (pubsub.mqtt3) against the native MQTT publisher.
+
+    One run: a private Mosquitto and daprd (free ports, temporary state); rate and p99 per
+    publish call for both paths; why the telemetry paths stay native (docs/dapr.md).
+    """
+    from edgecloud.bench import dapr as bench_dapr
+    from edgecloud.core.logging import configure_logging
+
+    configure_logging("WARNING", "text")
+    result = bench_dapr.run(messages, say=lambda line: typer.echo(line, err=True))
+    result.write(json_file)
+    typer.echo(result.model_dump_json(indent=2))
+
+
 @app.command("cloud")
 def cloud(
     events: Annotated[int, typer.Option(help="reading events per run")] = 200_000,

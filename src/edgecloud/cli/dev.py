@@ -72,6 +72,14 @@ def up_cmd(
             "--json", help="--demo: also write the summary as JSON to this file ('-': stdout)."
         ),
     ] = None,
+    no_dapr: Annotated[
+        bool,
+        typer.Option(
+            "--no-dapr",
+            help="Run without the daprd sidecars (a machine that cannot build daprd); "
+            "EDGECLOUD_DEV_DAPR_PORT_BASE moves their ports (default 8600, 4 per sidecar).",
+        ),
+    ] = False,
     state_dir: StateDir = None,
 ) -> None:
     """Start the whole local stack; idempotent (starts only what is not running).
@@ -87,6 +95,7 @@ def up_cmd(
         nodes=nodes,
         ports=_ports(),
         external=External.from_env("EDGECLOUD_DEV_"),
+        dapr=not no_dapr,
     )
     try:
         with console.status("edgecloud dev up") as spinner:

@@ -129,6 +129,10 @@ def run(
     Inference tuning: EDGECLOUD_ORT_PROVIDERS (auto, or e.g. CUDAExecutionProvider,
     CPUExecutionProvider), EDGECLOUD_ORT_INTRA_OP_THREADS, EDGECLOUD_ORT_INTER_OP_THREADS,
     EDGECLOUD_ORT_ALLOW_SPINNING, EDGECLOUD_INFERENCE_MAX_BATCH. More: docs/edge-agent.md.
+
+    Dapr (docs/dapr.md): EDGECLOUD_DAPR_HTTP_PORT / EDGECLOUD_DAPR_GRPC_PORT (the sidecar; 0:
+    none) publish anomaly / escalation decisions on EDGECLOUD_DAPR_PUBSUB (edge-pubsub);
+    EDGECLOUD_DAPR_SECRET_STORE reads database-url / mqtt-password from it (wins over env).
     """
     import signal
 
@@ -158,6 +162,18 @@ def run(
         settings_error(exc)
     configure_logging(settings.log_level, settings.log_format)
     bind_global(node_id=settings.node_id)
+    if settings.dapr_grpc_port and settings.dapr_secret_store:
+        # Dapr secrets win over the environment, flags over both (docs/dapr.md)
+        from edgecloud.adapters.dapr import DaprConfig
+        from edgecloud.edge.dapr_secrets import dapr_secrets
+
+        dapr = DaprConfig(settings.dapr_http_port, settings.dapr_grpc_port)
+        given = {k for k, v in flags.items() if v is not None}
+        found = dapr_secrets(dapr, settings.dapr_secret_store, given)
+        if found:
+            settings = EdgeSettings(
+                **{**{k: v for k, v in flags.items() if v is not None}, **found}
+            )
 
     from edgecloud.edge.agent import Agent
     from edgecloud.edge.migrations import migrate as migrate_db

@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 
-from edgecloud.dev import apps, process, roles
+from edgecloud.core.errors import ServiceError
+from edgecloud.dev import apps, process, roles, sidecars
 from edgecloud.dev.base import DEV_PORTS, Ports
 from edgecloud.dev.kafka_jars import jars_present
 from edgecloud.dev.stack import External, Infra, ensure_infra
@@ -30,6 +31,7 @@ class StackConfig:
     nodes: int = 1
     ports: Ports = DEV_PORTS
     external: External = field(default_factory=External)
+    dapr: bool = True  # a daprd beside the cloud API, the worker and each agent (--no-dapr)
 
     def save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -37,6 +39,7 @@ class StackConfig:
             "nodes": self.nodes,
             "ports": asdict(self.ports),
             "external": asdict(self.external),
+            "dapr": self.dapr,
         }
         (self.state_dir / "stack.json").write_text(json.dumps(data, indent=2))
 
@@ -51,6 +54,7 @@ class StackConfig:
             nodes=int(data.get("nodes", 1)),
             ports=Ports(**data.get("ports", asdict(DEV_PORTS))),
             external=External(**data.get("external", {})),
+            dapr=bool(data.get("dapr", True)),
         )
 
     def infra(self) -> Infra:
@@ -89,8 +93,19 @@ def up(config: StackConfig, step: Step) -> list[AppReport]:
         _own_roles(infra, config.nodes)
     step("creating node tokens")
     apps.load_node_tokens(infra, config.nodes)
-    step("starting apps")
     specs = apps.app_specs(infra, config.nodes)
+    if config.dapr:
+        step("starting daprd sidecars")
+        cars = sidecars.sidecar_specs(infra, config.nodes)
+        fresh = not any(apps.AppProcess(config.state_dir, s.name).pid() for s in specs)
+        try:
+            sidecars.start_sidecars(config.state_dir, list(cars.values()))
+        except ServiceError:
+            if fresh:  # nothing half-started: a fresh `up` stops what it started
+                down(config)
+            raise
+        specs = sidecars.with_sidecars(specs, cars)
+    step("starting apps")
     started = {spec.name: apps.AppProcess(config.state_dir, spec.name) for spec in specs}
     pids = {
         name: proc.start(spec) for spec, (name, proc) in zip(specs, started.items(), strict=True)
@@ -145,6 +160,7 @@ def down(config: StackConfig) -> None:
     run_dir = config.state_dir / "run"
     for pid_file in sorted(run_dir.glob("app-*.pid")):
         apps.AppProcess(config.state_dir, pid_file.stem.removeprefix("app-")).stop()
+    sidecars.stop_sidecars(config.state_dir)
     config.infra().stop()
 
 
@@ -156,6 +172,7 @@ def status(config: StackConfig) -> dict[str, Any]:
     specs = apps.app_specs(infra, config.nodes)
     for spec in specs:
         processes[spec.name] = apps.AppProcess(config.state_dir, spec.name).pid()
+    processes.update(sidecars.sidecar_pids(config.state_dir))
     nodes = []
     for node in apps.node_ids(config.nodes):
         agent = next(s for s in specs if s.node_id == node and s.name.startswith("edge_agent"))

@@ -102,6 +102,15 @@ class Agent:
         self._in_flight: dict[Key, tuple[datetime, dict[str, Any]]] = {}
         self._writer_thread = threading.Thread(target=self._writer, name="writer", daemon=True)
         self.model_agent: Any = None  # follows the cloud's desired model (issue 6)
+        self.decisions: Any = None  # anomaly / escalation decisions via Dapr (edge/decisions.py)
+        if settings.dapr_grpc_port:
+            from edgecloud.adapters.dapr import DaprConfig
+            from edgecloud.edge.decisions import DecisionPublisher
+
+            dapr = DaprConfig(settings.dapr_http_port, settings.dapr_grpc_port)
+            self.decisions = DecisionPublisher(
+                dapr, settings.dapr_pubsub, settings.node_id, self.counters
+            )
 
     # --- state for heartbeats / healthz ----------------------------------------------------
     @property
@@ -153,6 +162,8 @@ class Agent:
         self.outbox.start()
         self._retry(self.outbox.recover)
         self._writer_thread.start()
+        if self.decisions is not None:
+            self.decisions.start()
         self._retry(self.subscriber.start)
         from edgecloud.edge.model_agent import maybe_start
 
@@ -203,6 +214,7 @@ class Agent:
         for step in (
             self.subscriber.stop,
             self.outbox.stop,
+            self._stop_decisions,
             self._stop_http,
             self.publisher.stop,
             self._stop_model_agent,
@@ -224,6 +236,10 @@ class Agent:
     def _stop_model_agent(self) -> None:
         if self.model_agent is not None:
             self.model_agent.stop()
+
+    def _stop_decisions(self) -> None:
+        if self.decisions is not None:
+            self.decisions.stop()
 
     def _stop_http(self) -> None:
         if self._http is not None:
@@ -323,6 +339,8 @@ class Agent:
         self.metrics.batch_seconds.observe(time.monotonic() - t0)
         if written.batch_id is not None:
             self.outbox.put(OutboxBatch(written.batch_id, events, committed))
+        if self.decisions is not None:
+            self.decisions.offer(plan.accepted, events)
 
     def _count(self, msgs: Sequence[InboundMessage], plan: Plan, inserted: int) -> None:
         self.counters.add(

@@ -36,6 +36,8 @@ class Counters:
     events_published: int = 0  # reading events acknowledged by the broker
     foreign: int = 0  # readings of devices another node owns (device_shard), acked, not kept
     db_errors: int = 0  # batch transactions that failed and were retried
+    dapr_published: int = 0  # decisions published through the Dapr sidecar
+    dapr_publish_failures: int = 0  # decisions the sidecar did not take (down, queue full)
     dead_letter_reasons: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

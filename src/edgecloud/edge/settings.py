@@ -92,6 +92,14 @@ class EdgeSettings(BaseRoleSettings, MqttSettings, DatabaseSettings):
         None,
         description="bearer token of POST /infer and GET /metrics (required off loopback)",
     )
+    dapr_http_port: int = Field(0, ge=0, le=65535, description="HTTP port of the Dapr sidecar")
+    dapr_grpc_port: int = Field(
+        0, ge=0, le=65535, description="gRPC port of the Dapr sidecar (0: no Dapr)"
+    )
+    dapr_pubsub: str = Field("edge-pubsub", description="Dapr pub/sub component for decisions")
+    dapr_secret_store: str = Field(
+        "", description="Dapr secret store read at start (database-url, mqtt-password); empty: off"
+    )
     migrate: bool = Field(True, description="upgrade the local schema to head at start")
 
     @field_validator("node_labels")

@@ -1,0 +1,49 @@
+"""Settings of the agent from the Dapr secrets API (``EDGECLOUD_DAPR_SECRET_STORE``).
+
+With a sidecar and a secret store named, the agent asks its sidecar at start for the keys
+below; a key the store has wins over the environment variable, a flag wins over both, and a
+key the store lacks leaves the environment's value (the fallback). A sidecar that is not ready
+within ``READY_TIMEOUT_S`` is logged and the environment is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from edgecloud.adapters.dapr import DaprConfig, DaprSidecar
+from edgecloud.core.errors import TransportError
+
+log = logging.getLogger(__name__)
+READY_TIMEOUT_S = 30.0
+# setting -> secret key (the same key names in secrets.json, compose and Kubernetes Secrets)
+SECRET_KEYS = {"database_url": "database-url", "mqtt_password": "mqtt-password"}
+
+
+def dapr_secrets(config: DaprConfig, store: str, skip: set[str]) -> dict[str, str]:
+    """setting name -> value for every key of ``SECRET_KEYS`` the store has (not ``skip``)."""
+    sidecar = DaprSidecar(config)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not sidecar.ready():
+        if time.monotonic() > deadline:
+            log.warning(
+                "dapr sidecar not ready: secrets from the environment", extra={"store": store}
+            )
+            return {}
+        time.sleep(0.5)
+    found: dict[str, str] = {}
+    try:
+        for setting, key in SECRET_KEYS.items():
+            if setting in skip:
+                continue
+            try:
+                values = sidecar.secret(store, key)
+            except TransportError:  # the store has no such key: the environment's value stays
+                continue
+            if values.get(key):
+                found[setting] = values[key]
+    finally:
+        sidecar.close()
+    if found:
+        log.info("settings from dapr secrets", extra={"store": store, "settings": sorted(found)})
+    return found
