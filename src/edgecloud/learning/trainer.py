@@ -12,7 +12,7 @@ job (``learning/job.py``): both call ``train``, ``export`` and ``write_bundle`` 
 - ``temporal`` (stateful, a window per device): the pointwise score, and per sensor the run
   length of exactly repeated values, kept by the agent as state (``prev_in``/``prev_out``,
   ``run_in``/``run_out``). score = max(d2/(d2+c), r/(r+k)) with r the longest current run and
-  k learned from normal data (the longest run seen there plus a half), so a stuck sensor crosses
+  k learned from normal data (the run length it reaches, plus a half), so a stuck sensor crosses
   0.5 one repeat after anything normal data ever showed.
 """
 
@@ -61,19 +61,30 @@ def ewma(d2: Array) -> Array:
     return out
 
 
-def longest_repeat_run(series: list[Array]) -> int:
-    """The longest run of exactly repeated values of any sensor over per-device sequences
-    (each [steps, 4], in order): what normal data shows, so the temporal model's k."""
-    best = 0
+# A sensor that repeats its exact value this many times in a row is stuck whatever the data
+# says: sensor noise at the published precision makes even one repeat rare. The cap keeps
+# unlabelled stuck faults in the training rows from teaching the model that runs are normal.
+MAX_NORMAL_RUN = 3
+
+
+def longest_repeat_run(series: list[Array], quantile: float = 0.999) -> int:
+    """The run length of exactly repeated values (any sensor) that normal data reaches: the
+    ``quantile`` over readings of per-device sequences (each [steps, 4], in order), at most
+    ``MAX_NORMAL_RUN``. The temporal model's k is this plus a half."""
+    runs: list[Array] = []
     for seq in series:
         if len(seq) < 2:
             continue
         same = seq[1:] == seq[:-1]  # [steps-1, 4]
         run = np.zeros(seq.shape[1], np.int64)
-        for row in same:
+        out = np.empty(len(same), np.int64)
+        for i, row in enumerate(same):
             run = (run + 1) * row
-            best = max(best, int(run.max()))
-    return best
+            out[i] = run.max()
+        runs.append(out)
+    if not runs:
+        return 0
+    return min(int(np.quantile(np.concatenate(runs), quantile)), MAX_NORMAL_RUN)
 
 
 def train(
@@ -208,3 +219,11 @@ def write_bundle(
     (folder / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     sign_bundle(folder, load_private_key(key_path))
     return folder
+
+
+def ewma_quantile(p: Params, series: list[Array], quantile: float, warmup: int = 20) -> float:
+    """The EWMA model's c from per-device sequences of any length (past a warm-up from 0)."""
+    tails = [ewma(d2_of(p, s)[None, :])[0, warmup:] for s in series if len(s) > warmup]
+    if not tails:
+        return 1.0
+    return float(np.quantile(np.concatenate(tails), quantile))
