@@ -99,11 +99,16 @@ def app_specs(infra: Infra, nodes: int) -> list[AppSpec]:
         "EDGECLOUD_CLOUD_API_URL": cloud_api_url(),
     }
     cloud_db = {"EDGECLOUD_DATABASE_URL": infra.database_url(CLOUD_DATABASE)}
+    # the retraining job signs candidates with the development key (docs/learning.md)
+    dev_priv = dev_public_key()
+    retrain = {"EDGECLOUD_RETRAIN_SIGNING_KEY": str(dev_priv.with_suffix(".key"))} if (
+        dev_priv is not None and "EDGECLOUD_RETRAIN_SIGNING_KEY" not in os.environ
+    ) else {}  # fmt: skip
     specs = [
         AppSpec(
             "cloud_api",
             [*cli(), "cloud", "api"],
-            {**common, **cloud_db, "EDGECLOUD_API_PORT": str(cloud_api_port())},
+            {**common, **cloud_db, **retrain, "EDGECLOUD_API_PORT": str(cloud_api_port())},
             health_url=f"{cloud_api_url()}/healthz",
         ),
         AppSpec("cloud_worker", [*cli(), "cloud", "worker"], {**common, **cloud_db}),
