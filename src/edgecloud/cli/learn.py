@@ -74,8 +74,10 @@ def retrain(
     selector: Annotated[
         list[str] | None, typer.Option("--selector", "-l", help="node labels k=v (--rollout)")
     ] = None,
-    shadow_readings: Annotated[int, typer.Option(help="shadow gate per node (--rollout)")] = 50,
-    min_agreement: Annotated[float, typer.Option(help="shadow gate (--rollout)")] = 0.4,
+    gate: Annotated[
+        list[str] | None,
+        typer.Option(help="--rollout gate name=value, e.g. max_score_drift=0.3 (repeatable)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the outcome as JSON")] = False,
     api_url: ApiUrl = DEFAULT_API_URL,
     token: Token = None,
@@ -90,6 +92,12 @@ def retrain(
 
     if trainer is not None and trainer not in TRAINERS:
         fail(f"trainer must be one of {', '.join(TRAINERS)}")
+    try:  # checked before anything is written
+        wave_list = [int(w) for w in waves.split(",")]
+        gates = {k: float(v) for k, _, v in (g.partition("=") for g in gate or [])}
+    except ValueError:
+        fail("waves are integers (50,100) and gates name=number")
+    sel = _selector(selector or [])
     tok = resolve_token(token, "operate")
     body = {
         "since": since, "until": until, "trainer": trainer, "ground_truth": ground_truth,
@@ -111,12 +119,6 @@ def retrain(
     if res.status_code not in (201, 409) or "report" not in out:
         fail(f"retrain refused ({res.status_code}) {out.get('error')}: {out.get('detail')}")
     if rollout and out["accepted"]:
-        sel = _selector(selector or [])
-        try:
-            wave_list = [int(w) for w in waves.split(",")]
-        except ValueError:
-            fail("waves are integers, e.g. 50,100")
-        gates = {"shadow_readings": shadow_readings, "min_agreement": min_agreement}
         ro = {"model": f"{name}:{out['version']}", "selector": sel, "waves": wave_list,
               "gates": gates}  # fmt: skip
         out["rollout"] = api_call("POST", api_url, tok, "/api/v1/rollouts", json=ro)

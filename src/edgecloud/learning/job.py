@@ -3,7 +3,8 @@ against the active version -> registered (or refused with the figures).
 
 ``retrain`` is what ``POST /api/v1/models/{name}/retrain`` runs (through the ``retrain_job``
 setting, ``edgecloud.learning.job:retrain``; another trainer plugs in there with the same
-signature). The active version is the highest registered version of the name; the candidate
+signature). The active version is the one most nodes run (their heartbeats' active models),
+else the highest registered version of the name; the candidate
 is the next minor version, signed with the key of ``retrain_signing_key`` (an operator key the
 registry and the fleet trust), and registered only when it beats the active version on
 ``retrain_metric`` by at least ``retrain_min_gain`` on the held-out window.
@@ -17,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from edgecloud import __version__
+from edgecloud.cloud import db
 from edgecloud.cloud.labels.port import JobContext, JobRefused, RetrainRequest, UnknownModel
 from edgecloud.cloud.labels.tables import Evaluation
 from edgecloud.cloud.registry import archive, service
@@ -73,7 +75,16 @@ def _parent(session: Session, name: str) -> tuple[ModelVersion, list[str]]:
     rows = list(service.list_models(session, name))
     if not rows:
         raise UnknownModel("unknown_model", f"no registered model named {name}")
-    parent = max(rows, key=lambda r: _semver(r.version))
+    by_version = {r.version: r for r in rows}
+    running: dict[str, int] = {}
+    for models in session.exec(select(db.Node.active_models)):
+        for m in models or []:
+            if isinstance(m, dict) and m.get("name") == name and m.get("version") in by_version:
+                running[str(m["version"])] = running.get(str(m["version"]), 0) + 1
+    if running:  # the version most nodes run
+        parent = by_version[max(running, key=lambda v: (running[v], _semver(v)))]
+    else:
+        parent = max(rows, key=lambda r: _semver(r.version))
     return parent, [r.version for r in rows]
 
 
