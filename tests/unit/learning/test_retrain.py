@@ -1,7 +1,8 @@
-"""The learning loop on a real cloud API over SQLite: labels from three sources kept apart,
-the training set's counts for a seeded window, a retrain that beats the active version and
-registers a signed bundle an agent loads, the same data giving the same model bytes, a worse
-candidate refused, and bad input refused with nothing written."""
+"""The learning loop on a real cloud API over SQLite (and Postgres, marked integration):
+labels from three sources kept apart, the training set's counts for a seeded window, a retrain
+that beats the active version and registers a signed bundle an agent loads, the same data
+giving the same model bytes, a worse candidate refused, and bad input refused with nothing
+written."""
 
 from __future__ import annotations
 
@@ -56,11 +57,19 @@ class Cloud:
             )
 
 
-@pytest.fixture
-def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)]
+)  # the Postgres run needs the test stack (tests/conftest.py)
+def cloud(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Cloud]:
     monkeypatch.setenv("EDGECLOUD_REGISTRY_DIR", str(tmp_path / "registry"))
     monkeypatch.setenv("EDGECLOUD_ROLLOUT_ENGINE", "false")
-    url = f"sqlite:///{tmp_path / 'c.db'}"
+    url = (
+        f"sqlite:///{tmp_path / 'c.db'}"
+        if request.param == "sqlite"
+        else str(request.getfixturevalue("pg_url"))
+    )
     app = create_app(CloudSettings(database_url=url, retrain_signing_key=KEY))
     with TestClient(app) as c:
         engine = db.make_engine(url)
@@ -162,7 +171,9 @@ def test_training_set_counts_match_the_seeded_window(cloud: Cloud) -> None:
     assert without.counts["labels_by_source"]["simulator"]["anomalous"] == int(data.labels.sum())
 
 
-def test_retrain_accepts_a_better_temporal_model_and_refuses_a_worse_one(cloud: Cloud) -> None:
+def test_retrain_accepts_a_better_temporal_model_and_refuses_a_worse_one(
+    cloud: Cloud, tmp_path: Path
+) -> None:
     seed(cloud)
     body = {**window(cloud), "trainer": "temporal", "evaluate_with_ground_truth": True}
     res = cloud.post("/api/v1/models/sensor-anomaly/retrain", json=body)
@@ -183,7 +194,7 @@ def test_retrain_accepts_a_better_temporal_model_and_refuses_a_worse_one(cloud: 
 
     # the registered bundle verifies and runs on the agent's loader
     art = cloud.c.get("/api/v1/models/sensor-anomaly/1.2.0/artifact", headers=cloud.h)
-    folder = Path(str(cloud.engine.url.database)).parent / "fetched"
+    folder = tmp_path / "fetched"
     with tarfile.open(fileobj=io.BytesIO(art.content)) as tf:
         tf.extractall(folder, filter="data")
     backend = load_bundle(
