@@ -146,6 +146,11 @@ def test_label_sources_are_kept_apart(cloud: Cloud) -> None:
     counts = cloud.c.get("/api/v1/labels", headers=cloud.h).json()["by_source"]
     assert counts["operator"] == {"missed": 1}
     assert counts["escalation"] == {"high": 1}
+    live = cloud.c.get(
+        "/api/v1/evaluations/live", params={"model": "sensor-anomaly", "since": "-1d"},
+        headers=cloud.h,
+    ).json()["versions"]  # fmt: skip
+    assert live[0]["feedback"] == {"missed": 1}  # the operator's, per version
     assert sum(counts["simulator"].values()) == DEVICES * STEPS
 
 
@@ -191,6 +196,14 @@ def test_retrain_accepts_a_better_temporal_model_and_refuses_a_worse_one(
     assert meta["training"]["rows"] == DEVICES * STEPS
     svg = cloud.c.get(f"/api/v1/evaluations/{out['evaluation_id']}/svg", headers=cloud.h)
     assert svg.headers["content-type"].startswith("image/svg+xml") and "<polyline" in svg.text
+
+    live = cloud.c.get(
+        "/api/v1/evaluations/live", params={"model": "sensor-anomaly", "since": "-1d"},
+        headers=cloud.h,
+    ).json()["versions"]  # fmt: skip
+    assert [(v["version"], v["readings"]) for v in live] == [("1.1.0", DEVICES * STEPS)]
+    listed = cloud.c.get("/api/v1/evaluations?model=sensor-anomaly", headers=cloud.h).json()
+    assert [e["id"] for e in listed] == [out["evaluation_id"]] and listed[0]["accepted"]
 
     # the registered bundle verifies and runs on the agent's loader
     art = cloud.c.get("/api/v1/models/sensor-anomaly/1.2.0/artifact", headers=cloud.h)

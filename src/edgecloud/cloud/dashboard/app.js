@@ -166,7 +166,11 @@ async function renderEvaluations() {
   });
   fill($("evaluations").tBodies[0], rows, 5, "no retraining yet");
   const box = $("evaluation-svg");
-  if (!items.length) { box.replaceChildren(); return; }
+  if (!items.length) { box.replaceChildren(); $("live-versions").replaceChildren(); return; }
+  const live = await api("/api/v1/evaluations/live?model=" + encodeURIComponent(items[0].model));
+  $("live-versions").replaceChildren(...live.versions.map((v) => el("div", { "data-version": v.version },
+    items[0].model + "@" + v.version + ": live anomaly rate " + fmt(v.anomaly_rate) + " of " + v.readings +
+    " readings (last hour) · feedback " + (Object.entries(v.feedback).map(([k, n]) => k + " " + n).join(", ") || "none"))));
   if (box.dataset.id === items[0].id) return;
   const res = await fetch("/api/v1/evaluations/" + items[0].id + "/svg",
     { headers: { Authorization: "Bearer " + token } });

@@ -8,7 +8,9 @@
 - ``POST /api/v1/models/{name}/retrain`` (``operate``): the retraining job; 201 with the
   evaluation when the candidate is accepted and registered, 409 ``not_better`` with the
   figures when it is refused; 400 for a window that cannot train, 404 for an unknown model.
-- ``GET /api/v1/evaluations[?model=]``, ``GET /api/v1/evaluations/{id}`` and ``.../svg``.
+- ``GET /api/v1/evaluations[?model=]``, ``GET /api/v1/evaluations/{id}`` and ``.../svg``;
+  ``GET /api/v1/evaluations/live?model=&since=-1h``: each version's live anomaly rate and
+  operator feedback counts (the dashboard shows both beside the evaluations).
 
 The job is not imported here: ``retrain_job`` names it (``module:function``), so the cloud
 package does not depend on the trainers, and another trainer plugs in by that setting.
@@ -216,6 +218,44 @@ async def list_evaluations(
         return list(session.exec(q))
 
     return [EvaluationOut.model_validate(r, from_attributes=True) for r in await in_thread(run)]
+
+
+def _live(session: Session, model: str, since: datetime) -> list[dict[str, Any]]:
+    r, lab = db.table_of(db.Reading), db.table_of(Label)
+    rates = (
+        sa.select(r.c.model_version, sa.func.count(), sa.func.count().filter(r.c.anomaly))
+        .where(r.c.model == model, r.c.ts >= since)
+        .group_by(r.c.model_version)
+    )
+    fb = (
+        sa.select(r.c.model_version, lab.c.verdict, sa.func.count())
+        .select_from(lab.join(r, r.c.event_id == lab.c.event_id))
+        .where(lab.c.source == "operator", r.c.model == model, r.c.ts >= since)
+        .group_by(r.c.model_version, lab.c.verdict)
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for version, n, anomalies in session.execute(rates):
+        out[str(version)] = {"version": version, "readings": int(n), "anomalies": int(anomalies),
+                             "anomaly_rate": round(int(anomalies) / max(int(n), 1), 4),
+                             "feedback": {}}  # fmt: skip
+    for version, verdict, n in session.execute(fb):
+        entry = out.setdefault(str(version), {"version": version, "readings": 0, "anomalies": 0,
+                                              "anomaly_rate": 0.0, "feedback": {}})  # fmt: skip
+        entry["feedback"][verdict] = int(n)
+    return sorted(out.values(), key=lambda e: str(e["version"]))
+
+
+@router.get("/api/v1/evaluations/live", responses=responses(400, 401, 403, 422))
+async def live_by_version(
+    _: ReadScope,
+    session: SessionDep,
+    model: Annotated[str, Query(pattern=NAME_PATTERN)],
+    since: Annotated[str, Query(max_length=64)] = "-1h",
+) -> Any:
+    """Each version's live anomaly rate and operator feedback counts since ``since``."""
+    start = parse_time(since, "since") or datetime.now(UTC)
+    return {"model": model, "since": start.isoformat(),
+            "versions": await in_thread(_live, session, model, start)}  # fmt: skip
 
 
 async def _evaluation(session: Session, eval_id: uuid.UUID) -> Evaluation:
