@@ -152,6 +152,13 @@ def test_label_sources_are_kept_apart(cloud: Cloud) -> None:
     ).json()["versions"]  # fmt: skip
     assert live[0]["feedback"] == {"missed": 1}  # the operator's, per version
     assert sum(counts["simulator"].values()) == DEVICES * STEPS
+    # the same reading twice in one request: one row, the last answer
+    twice = [{"device_id": "dev-00", "seq": 7, "fault": f} for f in ("none", "stuck")]
+    res = cloud.post("/api/v1/labels/ground-truth", json={"items": twice})
+    assert res.status_code == 201 and res.json() == {"written": 1}
+    with Session(cloud.engine) as session:
+        sim = [r for r in labels.labels_of(session, [eid])[eid] if r.source == "simulator"]
+    assert [(r.verdict, r.fault_kind) for r in sim] == [("stuck", "stuck")]
 
 
 def test_training_set_counts_match_the_seeded_window(cloud: Cloud) -> None:

@@ -64,7 +64,8 @@ def record_ground_truth(session: Session, items: Sequence[Truth], who: str) -> i
     for t in items:
         if t.fault not in FAULTS:
             raise ValidationFailed("bad_fault", f"fault must be one of {', '.join(FAULTS)}")
-    ids = [reading_event_id(t.device_id, t.seq) for t in items]
+    latest = {reading_event_id(t.device_id, t.seq): t for t in items}  # a repeat: the last wins
+    ids, items = list(latest), list(latest.values())
     label = db.table_of(Label)
     for chunk in range(0, len(ids), 1000):
         session.execute(

@@ -204,7 +204,10 @@ class EvaluationOut(BaseModel):
     created_by: str | None
 
 
-@router.get("/api/v1/evaluations", response_model=list[EvaluationOut])
+@router.get(
+    "/api/v1/evaluations", response_model=list[EvaluationOut],
+    responses=responses(401, 403, 422),
+)  # fmt: skip
 async def list_evaluations(
     _: ReadScope,
     session: SessionDep,
@@ -265,12 +268,18 @@ async def _evaluation(session: Session, eval_id: uuid.UUID) -> Evaluation:
     return row
 
 
-@router.get("/api/v1/evaluations/{eval_id}", response_model=EvaluationOut)
+@router.get(
+    "/api/v1/evaluations/{eval_id}", response_model=EvaluationOut,
+    responses=responses(401, 403, 404, 422),
+)  # fmt: skip
 async def get_evaluation(_: ReadScope, session: SessionDep, eval_id: uuid.UUID) -> Any:
     return EvaluationOut.model_validate(await _evaluation(session, eval_id), from_attributes=True)
 
 
-@router.get("/api/v1/evaluations/{eval_id}/svg", response_class=Response)
+@router.get(
+    "/api/v1/evaluations/{eval_id}/svg", response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}}, **responses(401, 403, 404, 422)},
+)  # fmt: skip
 async def get_evaluation_svg(_: ReadScope, session: SessionDep, eval_id: uuid.UUID) -> Response:
     row = await _evaluation(session, eval_id)
     return Response(row.svg, media_type="image/svg+xml")
