@@ -2,9 +2,12 @@
 
     .venv/bin/python models/build_model.py            # rebuilds models/bundles/*, prints AUCs
 
-The model is a Mahalanobis distance over (temperature, vibration_rms, pressure, current),
-fitted on fault-free data: it learns how the sensors move together with the machine's load,
-so a reading that breaks that pattern (a spike, a drift, a worn bearing) lands far away.
+The trainer lives in the package (``edgecloud.learning.trainer``), shared with the cloud's
+retraining job (``edgecloud model retrain``); this script only generates the data, calls it and
+records the held-out AUCs. The model is a Mahalanobis distance over (temperature,
+vibration_rms, pressure, current), fitted on fault-free data: it learns how the sensors move
+together with the machine's load, so a reading that breaks that pattern (a spike, a drift, a
+worn bearing) lands far away.
 score = d2 / (d2 + c), with c the 99th percentile of d2 on normal data (score 0.5 there).
 
 Bundles written (each manifest.yaml + model.onnx + signature.json, a few KB):
@@ -19,142 +22,26 @@ is public in this repository: production edge nodes must never trust it.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
-import yaml
-from onnx import TensorProto, helper, numpy_helper
 
 from edgecloud.core.events import InferenceResult
 from edgecloud.core.readings import Reading
-from edgecloud.core.signing import load_private_key, public_key_b64, sign_bundle, write_keypair
+from edgecloud.core.signing import load_private_key, public_key_b64, write_keypair
 from edgecloud.edge.inference import InferenceSettings, load_bundle
+from edgecloud.learning import trainer
+from edgecloud.learning.trainer import Params, export, write_bundle
 from edgecloud.sim.data import FAULTS, SENSORS, Dataset, generate, roc_auc
 
 HERE = Path(__file__).resolve().parent
-F = TensorProto.FLOAT
-EWMA_ALPHA = 0.3
-
-
-@dataclass(frozen=True)
-class Params:
-    mu: np.ndarray[Any, Any]
-    sigma: np.ndarray[Any, Any]
-    whiten: np.ndarray[Any, Any]  # W with (x-mu) @ W @ W.T @ (x-mu).T == Mahalanobis d2
-    c: float  # d2 quantile that maps to score 0.5
-    c_ewma: float
-
-
-def d2_of(p: Params, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    z = (x - p.mu) @ p.whiten
-    return np.asarray((z * z).sum(axis=1))
-
-
-def ewma(d2: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """EWMA over steps of d2 [devices, steps], starting from 0, as the stateful model does."""
-    out, e = np.empty_like(d2), np.zeros(d2.shape[0])
-    for t in range(d2.shape[1]):
-        e = EWMA_ALPHA * d2[:, t] + (1 - EWMA_ALPHA) * e
-        out[:, t] = e
-    return out
 
 
 def train(data: Dataset, quantile: float) -> Params:
     x, _, _ = data.flat()
-    mu = x.mean(axis=0)
-    cov = np.cov(x.T) + 1e-9 * np.eye(4)
-    whiten = np.linalg.inv(np.linalg.cholesky(cov)).T  # z = (x-mu) W has identity covariance
-    p = Params(mu, x.std(axis=0), whiten, 1.0, 1.0)
-    d2 = d2_of(p, x)
-    e = ewma(d2.reshape(data.values.shape[:2]))[:, 20:]  # past the warm-up from 0
-    return Params(
-        mu, p.sigma, whiten, float(np.quantile(d2, quantile)), float(np.quantile(e, quantile))
-    )
-
-
-def _const(name: str, value: Any) -> onnx.TensorProto:
-    return numpy_helper.from_array(np.asarray(value, np.float32), name)
-
-
-def export(p: Params, stateful: bool) -> onnx.ModelProto:
-    nodes = [
-        helper.make_node("Sub", ["features", "mu"], ["centered"]),
-        helper.make_node("Div", ["centered", "sigma"], ["zscore"]),
-        helper.make_node("MatMul", ["centered", "W"], ["z"]),
-        helper.make_node("Mul", ["z", "z"], ["z2"]),
-        helper.make_node("ReduceSum", ["z2", "axes"], ["d2"], keepdims=1),
-    ]
-    inits = [
-        _const("mu", p.mu), _const("sigma", p.sigma), _const("W", p.whiten),
-        numpy_helper.from_array(np.array([1], np.int64), "axes"),
-    ]  # fmt: skip
-    inputs = [helper.make_tensor_value_info("features", F, ["batch", 4])]
-    outputs = [helper.make_tensor_value_info("score", F, ["batch", 1])]
-    if stateful:
-        nodes += [
-            helper.make_node("Mul", ["d2", "alpha"], ["new"]),
-            helper.make_node("Mul", ["ewma_in", "keep"], ["old"]),
-            helper.make_node("Add", ["new", "old"], ["ewma_out"]),
-            helper.make_node("Add", ["ewma_out", "c"], ["den"]),
-            helper.make_node("Div", ["ewma_out", "den"], ["score"]),
-        ]
-        inits += [
-            _const("alpha", [EWMA_ALPHA]),
-            _const("keep", [1 - EWMA_ALPHA]),
-            _const("c", [p.c_ewma]),
-        ]
-        inputs.append(helper.make_tensor_value_info("ewma_in", F, ["batch", 1]))
-        outputs.append(helper.make_tensor_value_info("ewma_out", F, ["batch", 1]))
-    else:
-        nodes += [
-            helper.make_node("Add", ["d2", "c"], ["den"]),
-            helper.make_node("Div", ["d2", "den"], ["score"]),
-        ]
-        inits.append(_const("c", [p.c]))
-    outputs += [
-        helper.make_tensor_value_info("d2", F, ["batch", 1]),
-        helper.make_tensor_value_info("zscore", F, ["batch", 4]),
-    ]
-    graph = helper.make_graph(nodes, "sensor_anomaly", inputs, outputs, initializer=inits)
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="edgecloud"
-    )
-    model.ir_version = 8  # readable by older onnxruntime builds (Jetson images)
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
-def write_bundle(
-    folder: Path, name: str, version: str, model: onnx.ModelProto, decision: dict[str, Any],
-    stateful: bool, metadata: dict[str, Any], key_path: Path,
-) -> Path:  # fmt: skip
-    folder.mkdir(parents=True, exist_ok=True)
-    data = model.SerializeToString()
-    (folder / "model.onnx").write_bytes(data)
-    inputs: dict[str, Any] = {"features": {"from": "values", "names": list(SENSORS)}}
-    if stateful:
-        inputs["ewma_in"] = {"from": "state", "output": "ewma_out", "initial": {"zeros": [1]}}
-    manifest = {
-        "name": name,
-        "version": version,
-        "runtime": "onnx",
-        "file": "model.onnx",
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "description": "Mahalanobis distance of the four sensors from normal operation"
-        + (", smoothed per device by an EWMA (stateful)" if stateful else ""),
-        "inputs": inputs,
-        "outputs": {"score": {"output": "score"}},
-        "decision": decision,
-        "metadata": metadata,
-    }
-    (folder / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-    sign_bundle(folder, load_private_key(key_path))
-    return folder
+    return trainer.train(x, quantile, shape=data.values.shape[:2])
 
 
 def evaluate(folder: Path, pub: str, data: Dataset) -> dict[str, float]:

@@ -1,5 +1,7 @@
 """``edgecloud dev up --demo`` on a private stack (own state dir, free ports): exit code 0,
-nothing lost between the devices, the edge and the cloud, both rollouts succeeded; then
+nothing lost between the devices, the edge and the cloud, both rollouts succeeded, the
+learning loop (fault shift -> labels -> retrain -> evaluation -> shadow rollout) ended with the
+retrained version active and its held-out recall above the old one's by the margin; then
 ``dev down`` leaves no process of it."""
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def _free_base(count: int) -> int:
     pytest.skip("no free port range")
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)
 def test_demo_two_nodes(tmp_path: Path) -> None:
     state = tmp_path / "state"
     env = {
@@ -44,7 +46,7 @@ def test_demo_two_nodes(tmp_path: Path) -> None:
         done = subprocess.run(
             [*cli(), "dev", "up", "--demo", "--nodes", "2", "--duration", "20",
              "--devices-per-node", "4", "--json", str(out)],
-            env=env, capture_output=True, text=True, timeout=280, check=False,
+            env=env, capture_output=True, text=True, timeout=450, check=False,
         )  # fmt: skip
         print(done.stdout[-4000:], done.stderr[-4000:], file=sys.stderr)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -64,6 +66,17 @@ def test_demo_two_nodes(tmp_path: Path) -> None:
             ro = summary["rollouts"][version]
             assert ro["state"] == "succeeded"
             assert set(ro["nodes"].values()) == {"active"}
+        learned = summary["learning"]
+        assert learned["accepted"] is True and learned["parent_version"] == "1.1.0"
+        assert learned["ground_truth_labels"] > 0 and learned["operator_labels"] > 0
+        active, candidate = learned["active"], learned["candidate"]
+        assert candidate["recall"] >= active["recall"] + learned["min_gain"]
+        assert candidate["stuck_recall"] > active["stuck_recall"]
+        ro = summary["rollouts"][learned["version"]]
+        assert ro["state"] == "succeeded" and set(ro["nodes"].values()) == {"active"}
+        assert set(summary["active_versions"].values()) == {
+            f"sensor-anomaly:{learned['version']} (loaded)"
+        }
         assert "token=" in summary["dashboard_url"]
         assert "demo summary" in done.stdout
         status = subprocess.run(

@@ -16,6 +16,7 @@ from edgecloud.cli import (
     edge,
     fleet,
     keys,
+    learn,
     model,
     rollout,
     simulate,
@@ -42,6 +43,8 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(token.app, name="token")
 app.add_typer(bench.app, name="bench")
 app.command("simulate")(simulate.simulate)
+app.command("label")(learn.label)
+model.app.command("retrain")(learn.retrain)
 
 
 def main() -> None:

@@ -7,6 +7,8 @@ NVIDIA NIM users already set (``EDGECLOUD_OPENAI_*`` is accepted too).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
@@ -74,6 +76,18 @@ class CloudSettings(BaseRoleSettings, DatabaseSettings, KafkaSettings):
     )
     escalation_budget_period_s: float = Field(3600.0, gt=0, description="length of the period")
     escalation_max_tokens: int = Field(400, ge=16, description="max_tokens of one completion")
+
+    # --- learning loop (POST /api/v1/models/{name}/retrain, docs/learning.md) ---
+    retrain_job: str = Field(
+        "edgecloud.learning.job:retrain", description="module:function of the retraining job"
+    )
+    retrain_signing_key: Path | None = Field(
+        None, description="operator private key (PEM) the retraining job signs candidates with"
+    )
+    retrain_metric: str = Field("f1", description="held-out figure a candidate must improve")
+    retrain_min_gain: float = Field(
+        0.02, ge=0, le=1, description="least improvement of retrain_metric that ships"
+    )
 
     @property
     def escalation_enabled(self) -> bool:

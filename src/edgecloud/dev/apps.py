@@ -121,11 +121,16 @@ def app_specs(infra: Infra, nodes: int) -> list[AppSpec]:
         "EDGECLOUD_DATABASE_URL": service_database_url(infra, roles.CLOUD_WORKER, CLOUD_DATABASE),
         **({"EDGECLOUD_WORKER_MIGRATE": "false"} if own else {}),
     }
+    # the retraining job signs candidates with the development key (docs/learning.md)
+    dev_priv = dev_public_key()
+    retrain = {"EDGECLOUD_RETRAIN_SIGNING_KEY": str(dev_priv.with_suffix(".key"))} if (
+        dev_priv is not None and "EDGECLOUD_RETRAIN_SIGNING_KEY" not in os.environ
+    ) else {}  # fmt: skip
     specs = [
         AppSpec(
             "cloud_api",
             [*cli(), "cloud", "api", *(["--no-migrate"] if own else [])],
-            {**common, **api_db, "EDGECLOUD_API_PORT": str(cloud_api_port())},
+            {**common, **api_db, **retrain, "EDGECLOUD_API_PORT": str(cloud_api_port())},
             health_url=f"{cloud_api_url()}/healthz",
         ),
         AppSpec("cloud_worker", [*cli(), "cloud", "worker"], {**common, **worker_db}),

@@ -69,13 +69,20 @@ class FleetGenerator:
         self.fault_sensor = np.zeros(n_devices, np.int8)
         self.fault_size = np.ones(n_devices)
         self.last = np.zeros((n_devices, 4))
+        # weights of the four fault kinds (FAULTS[1:]) when a fault starts; None: uniform. The
+        # demo changes the mix mid-run (a fleet whose faults shift towards stuck sensors).
+        self.fault_weights: tuple[float, ...] | None = None
 
     def _start_faults(self) -> None:
         idle = self.fault_left == 0
         p = self.anomaly_rate / _MEAN_DURATION
         start = idle & (self.rng.random(self.n) < p)
         for d in np.flatnonzero(start):
-            kind = int(self.rng.integers(1, len(FAULTS)))
+            if self.fault_weights is None:
+                kind = int(self.rng.integers(1, len(FAULTS)))
+            else:
+                w = np.asarray(self.fault_weights, np.float64)
+                kind = 1 + int(self.rng.choice(len(FAULTS) - 1, p=w / w.sum()))
             lo, hi = _DURATION[kind]
             self.fault[d], self.fault_left[d] = kind, int(self.rng.integers(lo, hi))
             self.fault_len[d], self.fault_age[d] = self.fault_left[d], 0

@@ -83,8 +83,12 @@ def run_simulation(
     *,
     on_tick: Callable[[SimulationStats], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    on_step: Callable[[FleetGenerator, list[str], int, Any], None] | None = None,
 ) -> SimulationStats:
-    """Publish until ``duration_s`` has passed (or ``should_stop``); wait for every PUBACK."""
+    """Publish until ``duration_s`` has passed (or ``should_stop``); wait for every PUBACK.
+
+    ``on_step(generator, device_ids, seq, fault_kinds)`` sees each tick's ground truth after
+    it is published (and may change the generator's ``fault_weights`` for the next ones)."""
     ids = device_ids(cfg)
     topics = [f"devices/{d}/telemetry" for d in ids]
     gen = FleetGenerator(
@@ -112,6 +116,8 @@ def run_simulation(
                 name = FAULTS[int(kinds[d])]
                 stats.by_fault[name] = stats.by_fault.get(name, 0) + 1
         stats.published += cfg.devices
+        if on_step is not None:
+            on_step(gen, ids, seq, kinds)
         seq += 1
         tick += 1
         if len(pending) >= ACK_WINDOW:

@@ -93,6 +93,9 @@ def test_dashboard_renders_the_data(dashboard: tuple[str, str], tmp_path: Path) 
     assert "Vibration spike consistent with bearing wear" in dom
     assert "Schedule a spindle inspection" in dom
     assert "no rollouts" in dom
+    # the learning loop: a feedback button per anomaly, and the (empty) evaluations
+    assert 'data-verdict="true_positive"' in dom and 'data-verdict="false_positive"' in dom
+    assert "no retraining yet" in dom
     # without a token the page asks for one instead of failing
     bare = _chromium(tmp_path / "profile-bare", "--dump-dom", f"{base}/").stdout
     assert 'data-state="needs-token"' in bare

@@ -147,6 +147,16 @@ def test_worker_escalates_beside_ingest(
     assert 'edgecloud_worker_events_total{outcome="new",type="reading"} 10.0' in metrics
     state = escalation_status(engine)
     assert state["state"] == "enabled" and state["tokens_used"] > 0
+    # each verdict is also a label of source "escalation", mapped from its severity
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT e.severity, l.verdict, l.anomalous FROM escalations e JOIN labels l"
+                " ON l.event_id = e.event_id AND l.source = 'escalation'"
+            )
+        ).all()
+    assert len(rows) == 5
+    assert all(sev == verdict and anomalous == (sev != "low") for sev, verdict, anomalous in rows)
 
 
 def test_without_a_key_escalation_is_disabled(

@@ -116,9 +116,68 @@ function renderAnomalies(items) {
       el("td", { title: a.ts }, a.ts.replace("T", " ").slice(0, 19)),
       el("td", {}, a.device_id), el("td", {}, a.node_id), el("td", {}, fmt(a.score)),
       el("td", {}, a.model ? a.model + "@" + a.model_version : "–"), el("td", {}, status),
-      el("td", {}, note));
+      el("td", {}, note), el("td", {}, feedbackButtons(a.event_id)));
   });
-  fill($("anomalies").tBodies[0], rows, 7, "no anomalies");
+  fill($("anomalies").tBodies[0], rows, 8, "no anomalies");
+}
+
+// Operator feedback (POST /api/v1/anomalies/{id}/feedback, an operate token): a label of the
+// learning loop (docs/learning.md). A read-only token gets the API's refusal shown.
+const given = new Map();
+
+function feedbackButtons(eventId) {
+  if (given.has(eventId)) return el("span", { class: "muted" }, given.get(eventId));
+  const wrap = el("span", { class: "feedback" });
+  for (const [verdict, text] of [["true_positive", "✓ real"], ["false_positive", "✗ false alarm"]]) {
+    const b = el("button", { type: "button", "data-verdict": verdict }, text);
+    b.addEventListener("click", () => sendFeedback(eventId, verdict, wrap));
+    wrap.append(b);
+  }
+  return wrap;
+}
+
+async function sendFeedback(eventId, verdict, wrap) {
+  const res = await fetch("/api/v1/anomalies/" + eventId + "/feedback", {
+    method: "POST",
+    headers: { Authorization: "Bearer " + token, "Content-Type": "application/json" },
+    body: JSON.stringify({ verdict: verdict, note: "dashboard" }),
+  });
+  let text = verdict.replace("_", " ");
+  if (!res.ok) {
+    let detail = res.statusText;
+    try { detail = (await res.json()).detail; } catch (e) { /* not JSON */ }
+    text = "not saved: " + detail;
+  } else {
+    given.set(eventId, text);
+  }
+  wrap.replaceChildren(el("span", { class: res.ok ? "muted" : "error" }, text));
+}
+
+// Evaluations of retrained candidates (GET /api/v1/evaluations) and the latest one's picture.
+async function renderEvaluations() {
+  const items = await api("/api/v1/evaluations?limit=5");
+  const rows = items.map((e) => {
+    const r = e.report, c = r.candidate.metrics || {}, a = r.active.metrics || {};
+    const fig = (m) => "recall " + fmt(m.recall) + " · F1 " + fmt(m.f1) + " · FP/device-h " + fmt(m.fp_per_device_hour);
+    return el("tr", {},
+      el("td", {}, e.model + "@" + e.version), el("td", {}, e.parent_version || "–"),
+      el("td", {}, fig(a)), el("td", {}, fig(c)),
+      el("td", { class: e.accepted ? "" : "error" }, e.accepted ? "accepted" : "refused"));
+  });
+  fill($("evaluations").tBodies[0], rows, 5, "no retraining yet");
+  const box = $("evaluation-svg");
+  if (!items.length) { box.replaceChildren(); $("live-versions").replaceChildren(); return; }
+  const live = await api("/api/v1/evaluations/live?model=" + encodeURIComponent(items[0].model));
+  $("live-versions").replaceChildren(...live.versions.map((v) => el("div", { "data-version": v.version },
+    items[0].model + "@" + v.version + ": live anomaly rate " + fmt(v.anomaly_rate) + " of " + v.readings +
+    " readings (last hour) · feedback " + (Object.entries(v.feedback).map(([k, n]) => k + " " + n).join(", ") || "none"))));
+  if (box.dataset.id === items[0].id) return;
+  const res = await fetch("/api/v1/evaluations/" + items[0].id + "/svg",
+    { headers: { Authorization: "Bearer " + token } });
+  if (!res.ok) return;
+  const doc = new DOMParser().parseFromString(await res.text(), "image/svg+xml");
+  box.replaceChildren(document.importNode(doc.documentElement, true));
+  box.dataset.id = items[0].id;
 }
 
 async function renderRollouts() {
@@ -203,7 +262,7 @@ async function refresh() {
     renderFleet(nodes.items);
     renderEscalation(escalation);
     renderAnomalies(anomalies.items);
-    await Promise.all([renderDevices(devices.items), renderRollouts()]);
+    await Promise.all([renderDevices(devices.items), renderRollouts(), renderEvaluations()]);
     $("status").textContent = "updated " + new Date().toISOString().slice(11, 19) + " UTC";
     $("status").className = "muted";
     document.body.dataset.state = "ready";

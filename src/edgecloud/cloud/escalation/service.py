@@ -28,6 +28,7 @@ from edgecloud.adapters.openai import AsyncOpenAICompatClient, HTTPStatusFailed
 from edgecloud.cloud import db
 from edgecloud.cloud.escalation.policy import CircuitBreaker, TokenBudget, backoff_delay
 from edgecloud.cloud.escalation.state import escalation_status, write_state
+from edgecloud.cloud.labels import service as labels
 from edgecloud.cloud.settings import CloudSettings
 from edgecloud.cloud.worker.metrics import WorkerMetrics
 from edgecloud.core.errors import ModelError, RateLimited, TransportError
@@ -196,6 +197,8 @@ class EscalationService:
         values["updated_at"] = db.utcnow()
         with self.engine.begin() as conn:
             conn.execute(sa.update(e).where(e.c.event_id == event_id).values(**values))
+            if values.get("severity"):  # the verdict as a label (cloud/labels), same commit
+                labels.record_escalation(conn, event_id, str(values["severity"]))
         if "status" in values:
             self.metrics.escalations.labels(values["status"]).inc()
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import edgecloud.cloud.db  # noqa: F401  (registers the tables on SQLModel.metadata)
+import edgecloud.cloud.db
+import edgecloud.cloud.labels.tables  # noqa: F401
 from edgecloud.cloud.db import make_engine
 from edgecloud.core.migrate import run_env
 

@@ -13,6 +13,7 @@ from edgecloud.cloud.api.routes import (
     devices,
     escalation,
     health,
+    learning,
     metrics,
     models,
     nodes,
@@ -34,4 +35,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     models.keys_router,
     rollouts.router,
     desired.router,
+    learning.router,
 )
