@@ -85,6 +85,12 @@ class AppSpec:
     labels: dict[str, str] = field(default_factory=dict)
 
 
+def worker_metrics_port() -> int:
+    """``EDGECLOUD_DEV_WORKER_METRICS_PORT`` (default 8491): the worker's /metrics, scraped by
+    the stack's Prometheus."""
+    return _port_env("EDGECLOUD_DEV_WORKER_METRICS_PORT", 8491)
+
+
 def cloud_api_url() -> str:
     return f"http://127.0.0.1:{cloud_api_port()}"
 
@@ -106,7 +112,11 @@ def app_specs(infra: Infra, nodes: int) -> list[AppSpec]:
             {**common, **cloud_db, "EDGECLOUD_API_PORT": str(cloud_api_port())},
             health_url=f"{cloud_api_url()}/healthz",
         ),
-        AppSpec("cloud_worker", [*cli(), "cloud", "worker"], {**common, **cloud_db}),
+        AppSpec(
+            "cloud_worker",
+            [*cli(), "cloud", "worker"],
+            {**common, **cloud_db, "EDGECLOUD_WORKER_METRICS_PORT": str(worker_metrics_port())},
+        ),
     ]
     node_tokens = _stored_node_tokens(state)
     dev_key = dev_public_key()

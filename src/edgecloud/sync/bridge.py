@@ -251,6 +251,7 @@ class Bridge:
         m.depth.set(s.unacked_records)
         m.depth_bytes.set(s.unacked_bytes)
         m.disk_bytes.set(s.disk_bytes)
+        m.disk_budget.set(self.settings.spool_max_bytes)
         m.oldest_age.set(s.oldest_age_s())
         m.kafka_up.set(0 if self.producer.brokers_down else 1)
         m.accepting.set(1 if self.accepting else 0)

@@ -134,6 +134,11 @@ class NodeDetail(NodeOut):
     bridge_heartbeat: UtcTime | None = None
     devices: int
     model_status: list[ModelStatusOut]
+    hops: dict[str, int | None] = Field(
+        default_factory=dict,
+        description="per-hop counters, in path order: received, stored, sent (agent), "
+        "bridge_received, acked_by_kafka (bridge), stored_in_cloud (docs/observability.md)",
+    )
 
 
 class EscalationStatusOut(BaseModel):

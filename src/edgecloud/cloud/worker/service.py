@@ -154,7 +154,11 @@ def build_worker(settings: CloudSettings, engine: Engine, metrics: WorkerMetrics
     except TransportError as exc:  # the broker may forbid it; the bridge creates them too
         log.warning("could not ensure Kafka topics", extra={"error": str(exc)})
     consumer = BatchConsumer(
-        settings.kafka_bootstrap, settings.kafka_group_id, topics, settings.kafka_config
+        settings.kafka_bootstrap,
+        settings.kafka_group_id,
+        topics,
+        settings.kafka_config,
+        on_lag=metrics.set_lag,
     )
     status = "pending" if settings.escalation_enabled else "disabled"
     return Worker(

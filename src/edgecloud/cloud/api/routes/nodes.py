@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from edgecloud.cloud.api import queries
+from edgecloud.cloud.api import hops, queries
 from edgecloud.cloud.api.deps import ReadScope, SessionDep, in_thread
 from edgecloud.cloud.api.errors import BadRequest, NotFound, responses
 from edgecloud.cloud.api.params import check_id, decode_cursor, encode_cursor, valid_id
@@ -74,6 +74,7 @@ async def get_node(_: ReadScope, session: SessionDep, node_id: str) -> NodeDetai
     if found is None:
         raise NotFound("unknown_node", f"no node {node_id!r}")
     node, model_status, devices = found
+    stored = await in_thread(hops.cloud_readings_by_node, session, [node_id])
     status = [ModelStatusOut.model_validate(s, from_attributes=True) for s in model_status]
     return NodeDetail.model_validate(
         {
@@ -84,5 +85,6 @@ async def get_node(_: ReadScope, session: SessionDep, node_id: str) -> NodeDetai
             "bridge_heartbeat": node.bridge_heartbeat,
             "devices": devices,
             "model_status": status,
+            "hops": hops.node_hops(node, stored.get(node_id, 0)),
         }
     )
