@@ -20,6 +20,7 @@ from edgecloud.cli import (
     rollout,
     simulate,
     token,
+    trace,
 )
 
 app = typer.Typer(
@@ -42,6 +43,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(token.app, name="token")
 app.add_typer(bench.app, name="bench")
 app.command("simulate")(simulate.simulate)
+app.command("trace")(trace.trace)
 
 
 def main() -> None:

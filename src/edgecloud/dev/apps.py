@@ -103,6 +103,8 @@ def app_specs(infra: Infra, nodes: int) -> list[AppSpec]:
         "EDGECLOUD_MQTT_URL": infra.mqtt_url,
         "EDGECLOUD_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
         "EDGECLOUD_CLOUD_API_URL": cloud_api_url(),
+        # one log line per hop for every reading (edgecloud trace); bench e2e turns it off
+        "EDGECLOUD_TRACE_SAMPLE": os.environ.get("EDGECLOUD_TRACE_SAMPLE", "1"),
     }
     cloud_db = {"EDGECLOUD_DATABASE_URL": infra.database_url(CLOUD_DATABASE)}
     specs = [
