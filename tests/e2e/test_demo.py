@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from edgecloud.dev import process
@@ -42,6 +43,24 @@ def _prometheus_scrapes_every_app(url: str) -> None:
     process.wait_until(all_up, 60.0, "every app scraped by Prometheus")
     managers = httpx.get(f"{url}/api/v1/alertmanagers", timeout=5.0).json()["data"]
     assert len(managers["activeAlertmanagers"]) == 1
+
+
+def _trace_of_one_reading(cloud_url: str, env: dict[str, str]) -> None:
+    """``edgecloud trace`` of a reading stored in the cloud shows every hop, in path order."""
+    url = cloud_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT device_id, seq FROM readings ORDER BY seq LIMIT 1").fetchone()
+    assert row is not None
+    done = subprocess.run(
+        [*cli(), "trace", row[0], str(row[1]), "--json"], env=env, capture_output=True,
+        text=True, check=True,
+    )  # fmt: skip
+    hops = [step["hop"] for step in json.loads(done.stdout)["steps"]]
+    for hop in ("device ts", "edge received", "reading edge.stored", "reading bridge.spooled",
+                "reading bridge.acked", "reading cloud.stored", "cloud stored"):  # fmt: skip
+        assert hop in hops, hops
+    assert hops.index("reading edge.stored") < hops.index("reading bridge.spooled")
+    assert hops.index("reading bridge.acked") < hops.index("reading cloud.stored")
 
 
 @pytest.mark.timeout(300)
@@ -95,6 +114,7 @@ def test_demo_two_nodes(tmp_path: Path) -> None:
         pids = [p for p in info["processes"].values() if p]
         assert info["processes"]["prometheus"] and info["processes"]["alertmanager"]
         _prometheus_scrapes_every_app(info["prometheus_url"])
+        _trace_of_one_reading(info["cloud_database_url"], env)
     finally:
         subprocess.run([*cli(), "dev", "down"], env=env, capture_output=True, timeout=120)
     stand_in = state / "run" / "app-openai_standin.pid"
