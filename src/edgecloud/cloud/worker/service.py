@@ -192,7 +192,7 @@ def run(settings: CloudSettings) -> None:
     engine = make_engine(settings.database_url, pool_size=4)
     metrics = WorkerMetrics()
     if settings.worker_metrics_port is not None:
-        metrics.serve(settings.worker_metrics_port)
+        metrics.serve(settings.worker_metrics_port, settings.worker_metrics_host)
         log.info("worker metrics", extra={"port": settings.worker_metrics_port})
     escalation: EscalationRunner | None = None
     if settings.escalation_enabled:
