@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from edgecloud.cli._common import LogFormatOption, LogLevelOption
+from edgecloud.cli._common import LogFormatOption, LogLevelOption, TraceSampleOption
 
 app = typer.Typer(
     help="Edge agent: MQTT ingest, local inference, local database, events out.",
@@ -91,6 +91,7 @@ def run(
         int | None,
         _opt("local HTTP API port, 0 turns it off (env EDGECLOUD_HTTP_PORT, default 8410)"),
     ] = None,
+    trace_sample: TraceSampleOption = None,
     log_level: LogLevelOption = None,
     log_format: LogFormatOption = None,
     migrate: Annotated[
@@ -127,6 +128,7 @@ def run(
         "events_per_message": events_per_message, "heartbeat_interval_s": heartbeat_interval_s,
         "retention_hours": retention_hours, "http_host": http_host, "http_port": http_port,
         "log_level": log_level, "log_format": log_format, "migrate": migrate,
+        "trace_sample": trace_sample,
     }  # fmt: skip
     try:
         settings = EdgeSettings(**{k: v for k, v in flags.items() if v is not None})

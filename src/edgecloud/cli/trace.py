@@ -26,7 +26,8 @@ def trace(
         typer.Option(
             "--state-dir",
             envvar="EDGECLOUD_STATE_DIR",
-            help="State directory of the local stack [env EDGECLOUD_STATE_DIR].",
+            help="State directory of the local stack "
+            "[env EDGECLOUD_STATE_DIR; default ~/.cache/edgecloud/dev].",
         ),
     ] = None,
 ) -> None:
