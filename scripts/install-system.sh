@@ -15,6 +15,9 @@ have mosquitto_pub || need+=(mosquitto-clients)
 have kcat || need+=(kcat)
 have mvn || need+=(maven)
 have setpriv || need+=(util-linux)
+# monitoring: Prometheus (with promtool) and Alertmanager, run by the dev stack (issue 19)
+have promtool || need+=(prometheus)
+{ have prometheus-alertmanager || have alertmanager; } || need+=(prometheus-alertmanager)
 # the dashboard test drives a real headless browser
 { have chromium || have chromium-browser; } || need+=(chromium)
 java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+import psycopg
 import pytest
 
 from edgecloud.dev import process
@@ -27,6 +29,42 @@ def _free_base(count: int) -> int:
     pytest.skip("no free port range")
 
 
+def _prometheus_scrapes_every_app(url: str) -> None:
+    """The stack's Prometheus scrapes the API (with its token), the worker and each node's
+    agent and bridge, every target healthy, and knows its Alertmanager."""
+    wanted = {"edgecloud-api": 1, "edgecloud-worker": 1, "edgecloud-edge": 2, "edgecloud-bridge": 2}
+
+    def all_up() -> bool:
+        targets = httpx.get(f"{url}/api/v1/targets", timeout=5.0).json()["data"]["activeTargets"]
+        up: dict[str, int] = {}
+        for t in targets:
+            if t["health"] == "up":
+                up[t["labels"]["job"]] = up.get(t["labels"]["job"], 0) + 1
+        return all(up.get(job, 0) == n for job, n in wanted.items())
+
+    process.wait_until(all_up, 60.0, "every app scraped by Prometheus")
+    managers = httpx.get(f"{url}/api/v1/alertmanagers", timeout=5.0).json()["data"]
+    assert len(managers["activeAlertmanagers"]) == 1
+
+
+def _trace_of_one_reading(cloud_url: str, env: dict[str, str]) -> None:
+    """``edgecloud trace`` of a reading stored in the cloud shows every hop, in path order."""
+    url = cloud_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT device_id, seq FROM readings ORDER BY seq LIMIT 1").fetchone()
+    assert row is not None
+    done = subprocess.run(
+        [*cli(), "trace", row[0], str(row[1]), "--json"], env=env, capture_output=True,
+        text=True, check=True,
+    )  # fmt: skip
+    hops = [step["hop"] for step in json.loads(done.stdout)["steps"]]
+    for hop in ("device ts", "edge received", "reading edge.stored", "reading bridge.spooled",
+                "reading bridge.acked", "reading cloud.stored", "cloud stored"):  # fmt: skip
+        assert hop in hops, hops
+    assert hops.index("reading edge.stored") < hops.index("reading bridge.spooled")
+    assert hops.index("reading bridge.acked") < hops.index("reading cloud.stored")
+
+
 @pytest.mark.timeout(480)
 def test_demo_two_nodes(tmp_path: Path) -> None:
     state = tmp_path / "state"
@@ -38,6 +76,9 @@ def test_demo_two_nodes(tmp_path: Path) -> None:
         "EDGECLOUD_DEV_AGENT_PORT_BASE": str(_free_base(2)),
         "EDGECLOUD_DEV_BRIDGE_PORT_BASE": str(_free_base(2)),
         "EDGECLOUD_DEV_DAPR_PORT_BASE": str(_free_base(15)),  # 4 daprd sidecars x 4 ports
+        "EDGECLOUD_DEV_PROMETHEUS_PORT": str(process.free_port()),
+        "EDGECLOUD_DEV_ALERTMANAGER_PORT": str(process.free_port()),
+        "EDGECLOUD_DEV_WORKER_METRICS_PORT": str(process.free_port()),
     }
     for name in ("EDGECLOUD_DEV_POSTGRES_URL", "EDGECLOUD_DEV_MQTT_URL"):
         env.pop(name, None)
@@ -83,7 +124,11 @@ def test_demo_two_nodes(tmp_path: Path) -> None:
             [*cli(), "dev", "status", "--json"], env=env, capture_output=True, text=True,
             check=True,
         )  # fmt: skip
-        pids = [p for p in json.loads(status.stdout)["processes"].values() if p]
+        info = json.loads(status.stdout)
+        pids = [p for p in info["processes"].values() if p]
+        assert info["processes"]["prometheus"] and info["processes"]["alertmanager"]
+        _prometheus_scrapes_every_app(info["prometheus_url"])
+        _trace_of_one_reading(info["cloud_database_url"], env)
     finally:
         subprocess.run([*cli(), "dev", "down"], env=env, capture_output=True, timeout=120)
     stand_in = state / "run" / "app-openai_standin.pid"

@@ -10,8 +10,9 @@ database transaction of that batch committed, so a crash replays at most the unc
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from confluent_kafka import (
@@ -42,6 +43,27 @@ def _log_error(err: KafkaError) -> None:
     log.warning("kafka client error", extra={"kafka_error": str(err)})
 
 
+def consumer_lag(stats_json: str) -> dict[str, int]:
+    """Per topic, the sum of ``consumer_lag`` over the assigned partitions of a librdkafka
+    statistics document (partitions with an unknown lag, -1, and the internal -1 partition are
+    left out)."""
+    try:
+        stats = json.loads(stats_json)
+    except ValueError:
+        return {}
+    lag: dict[str, int] = {}
+    for topic, info in (stats.get("topics") or {}).items():
+        total, known = 0, False
+        for pid, part in (info.get("partitions") or {}).items():
+            value = part.get("consumer_lag", -1)
+            if pid == "-1" or not isinstance(value, int) or value < 0:
+                continue
+            total, known = total + value, True
+        if known:
+            lag[topic] = total
+    return lag
+
+
 class BatchConsumer:
     """A consumer-group member that hands out batches and commits them explicitly."""
 
@@ -51,7 +73,10 @@ class BatchConsumer:
         group_id: str,
         topics: Sequence[str],
         extra: dict[str, Any] | None = None,
+        on_lag: Callable[[dict[str, int]], None] | None = None,
     ) -> None:
+        """``on_lag(topic -> messages behind)``: called from ``poll_batch`` every
+        ``statistics.interval.ms`` (5 s unless ``extra`` says otherwise) when given."""
         conf: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
             "group.id": group_id,
@@ -64,6 +89,9 @@ class BatchConsumer:
             "error_cb": _log_error,
             "logger": logging.getLogger("librdkafka"),
         }
+        if on_lag is not None:
+            conf["statistics.interval.ms"] = 5000
+            conf["stats_cb"] = lambda text: on_lag(consumer_lag(text))
         conf.update(extra or {})
         try:
             self._consumer = Consumer(conf)

@@ -171,6 +171,9 @@ def run(
     os.environ["EDGECLOUD_DEV_API_PORT"] = str(process.free_port())
     os.environ["EDGECLOUD_DEV_AGENT_PORT_BASE"] = str(process.free_port() - 1)
     os.environ["EDGECLOUD_DEV_BRIDGE_PORT_BASE"] = str(process.free_port() - 1)
+    os.environ["EDGECLOUD_TRACE_SAMPLE"] = "0"  # no per-reading log lines in a benchmark
+    for name in ("PROMETHEUS", "ALERTMANAGER", "WORKER_METRICS"):
+        os.environ[f"EDGECLOUD_DEV_{name}_PORT"] = str(process.free_port())
     config = StackConfig(state, nodes=1, ports=Ports.free())
     log(f"private stack in {state}")
     try:

@@ -21,6 +21,7 @@ from edgecloud.cli import (
     rollout,
     simulate,
     token,
+    trace,
 )
 
 app = typer.Typer(
@@ -45,6 +46,7 @@ app.add_typer(bench.app, name="bench")
 app.command("simulate")(simulate.simulate)
 app.command("label")(learn.label)
 model.app.command("retrain")(learn.retrain)
+app.command("trace")(trace.trace)
 
 
 def main() -> None:

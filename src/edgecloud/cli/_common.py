@@ -10,6 +10,13 @@ from pydantic import ValidationError
 from edgecloud.core.errors import ConfigError, EdgecloudError
 
 # The logging options every long-running command takes (flags override the environment).
+TraceSampleOption = Annotated[
+    int | None,
+    typer.Option(
+        help="log one line per hop for 1 reading in N, 0 = off (env EDGECLOUD_TRACE_SAMPLE, "
+        "default 0; edgecloud trace)",
+    ),
+]
 LogLevelOption = Annotated[str | None, typer.Option(help="(env EDGECLOUD_LOG_LEVEL, default INFO)")]
 LogFormatOption = Annotated[
     str | None, typer.Option(help="json or text (env EDGECLOUD_LOG_FORMAT, default json)")

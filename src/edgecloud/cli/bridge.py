@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from edgecloud.cli._common import LogFormatOption, LogLevelOption
+from edgecloud.cli._common import LogFormatOption, LogLevelOption, TraceSampleOption
 
 app = typer.Typer(
     help="Sync bridge: edge MQTT events to cloud Kafka, store and forward.", no_args_is_help=True
@@ -90,6 +90,7 @@ def run(
             help="port of /metrics, /healthz; 0 = off (env EDGECLOUD_BRIDGE_HTTP_PORT, 8460)"
         ),
     ] = None,
+    trace_sample: TraceSampleOption = None,
     log_level: LogLevelOption = None,
     log_format: LogFormatOption = None,
 ) -> None:
@@ -128,6 +129,7 @@ def run(
         "heartbeat_interval_s": heartbeat_interval_s,
         "bridge_http_host": http_host,
         "bridge_http_port": http_port,
+        "trace_sample": trace_sample,
         "log_level": log_level,
         "log_format": log_format,
     }

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from edgecloud.cli._common import LogFormatOption, LogLevelOption
+from edgecloud.cli._common import LogFormatOption, LogLevelOption, TraceSampleOption
 
 app = typer.Typer(help="Cloud services: REST API + dashboard, Kafka worker.", no_args_is_help=True)
 
@@ -93,6 +93,7 @@ def worker(
         int | None,
         typer.Option(help="serve Prometheus /metrics here (env EDGECLOUD_WORKER_METRICS_PORT)"),
     ] = None,
+    trace_sample: TraceSampleOption = None,
     log_level: LogLevelOption = None,
     log_format: LogFormatOption = None,
     migrate: Annotated[
@@ -124,6 +125,7 @@ def worker(
         "kafka_group_id": group_id,
         "worker_batch_size": batch_size,
         "worker_metrics_port": metrics_port,
+        "trace_sample": trace_sample,
         "log_level": log_level,
         "log_format": log_format,
         "worker_migrate": migrate,

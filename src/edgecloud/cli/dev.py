@@ -183,5 +183,11 @@ def status_cmd(
             note = f"exit {detail.get('code')}: {last[-1] if last else ''}"
         table.add_row(name, str(pid) if pid else "-", note)
     console.print(table)
-    for key in ("mqtt_url", "kafka_bootstrap", "cloud_api_url", "cloud_database_url"):
+    for key in (
+        "mqtt_url",
+        "kafka_bootstrap",
+        "cloud_api_url",
+        "cloud_database_url",
+        "prometheus_url",
+    ):
         console.print(f"{key}: {info[key]}", markup=False)

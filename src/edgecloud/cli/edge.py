@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from edgecloud.cli._common import LogFormatOption, LogLevelOption
+from edgecloud.cli._common import LogFormatOption, LogLevelOption, TraceSampleOption
 
 app = typer.Typer(
     help="Edge agent: MQTT ingest, local inference, local database, events out.",
@@ -112,6 +112,7 @@ def run(
             "(env EDGECLOUD_TS_MAX_FUTURE_S, default 3600)"
         ),
     ] = None,
+    trace_sample: TraceSampleOption = None,
     log_level: LogLevelOption = None,
     log_format: LogFormatOption = None,
     migrate: Annotated[
@@ -154,6 +155,7 @@ def run(
         "log_level": log_level, "log_format": log_format, "migrate": migrate,
         "http_token": http_token, "ts_max_past_s": ts_max_past_s,
         "ts_max_future_s": ts_max_future_s,
+        "trace_sample": trace_sample,
     }  # fmt: skip
     try:
         settings = EdgeSettings(**{k: v for k, v in flags.items() if v is not None})

@@ -46,6 +46,9 @@ class CloudSettings(BaseRoleSettings, DatabaseSettings, KafkaSettings):
     worker_metrics_port: int | None = Field(
         None, ge=0, le=65535, description="serve Prometheus /metrics of the worker on this port"
     )
+    worker_metrics_host: str = Field(
+        "127.0.0.1", description="address of the worker's /metrics (0.0.0.0 in a container)"
+    )
     worker_migrate: bool = Field(True, description="upgrade the cloud schema to head at start")
 
     # --- escalation (readings with escalate=true -> OpenAI-compatible LLM) ---

@@ -25,6 +25,12 @@ class BaseRoleSettings(BaseSettings):
     env: Literal["development", "production"] = "development"
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
+    trace_sample: int = Field(
+        0,
+        ge=0,
+        description="log one line per hop for 1 reading in N, chosen by trace id so that every "
+        "hop logs the same readings (edgecloud trace); 1 = every reading, 0 = off",
+    )
 
     def refuse_dev_secret(self, name: str, value: str | None) -> None:
         if self.env == "production" and value == DEV_SECRET:

@@ -99,6 +99,12 @@ class AppSpec:
     labels: dict[str, str] = field(default_factory=dict)
 
 
+def worker_metrics_port() -> int:
+    """``EDGECLOUD_DEV_WORKER_METRICS_PORT`` (default 8491): the worker's /metrics, scraped by
+    the stack's Prometheus."""
+    return _port_env("EDGECLOUD_DEV_WORKER_METRICS_PORT", 8491)
+
+
 def cloud_api_url() -> str:
     return f"http://127.0.0.1:{cloud_api_port()}"
 
@@ -111,6 +117,8 @@ def app_specs(infra: Infra, nodes: int) -> list[AppSpec]:
         "EDGECLOUD_MQTT_URL": infra.mqtt_url,
         "EDGECLOUD_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
         "EDGECLOUD_CLOUD_API_URL": cloud_api_url(),
+        # one log line per hop for every reading (edgecloud trace); bench e2e turns it off
+        "EDGECLOUD_TRACE_SAMPLE": os.environ.get("EDGECLOUD_TRACE_SAMPLE", "1"),
     }
     # own roles (dev/roles.py): `dev up` migrated as edgecloud_migrate, the apps do not
     own = not infra.external.postgres_url
@@ -133,7 +141,11 @@ def app_specs(infra: Infra, nodes: int) -> list[AppSpec]:
             {**common, **api_db, **retrain, "EDGECLOUD_API_PORT": str(cloud_api_port())},
             health_url=f"{cloud_api_url()}/healthz",
         ),
-        AppSpec("cloud_worker", [*cli(), "cloud", "worker"], {**common, **worker_db}),
+        AppSpec(
+            "cloud_worker",
+            [*cli(), "cloud", "worker"],
+            {**common, **worker_db, "EDGECLOUD_WORKER_METRICS_PORT": str(worker_metrics_port())},
+        ),
     ]
     node_tokens = _stored_node_tokens(state)
     dev_key = dev_public_key()

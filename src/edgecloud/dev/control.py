@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from edgecloud.core.errors import ServiceError
-from edgecloud.dev import apps, process, roles, sidecars
+from edgecloud.dev import apps, monitoring, process, roles, sidecars
 from edgecloud.dev.base import DEV_PORTS, Ports
 from edgecloud.dev.kafka_jars import jars_present
 from edgecloud.dev.stack import External, Infra, ensure_infra
@@ -126,7 +126,12 @@ def up(config: StackConfig, step: Step) -> list[AppReport]:
         if report.pid is not None and url is not None:
             step(f"waiting for {report.name} health")
             report.healthy = _answers(url, HEALTH_TIMEOUT_S)
-    apps.load_tokens(infra)
+    tokens = apps.load_tokens(infra)
+    step("starting prometheus and alertmanager")
+    for problem in monitoring.ensure(
+        config.state_dir, config.ports, config.nodes, (tokens or {}).get("read")
+    ):
+        reports.append(AppReport("prometheus", None, None, problem))
     return reports
 
 
@@ -161,6 +166,7 @@ def down(config: StackConfig) -> None:
     for pid_file in sorted(run_dir.glob("app-*.pid")):
         apps.AppProcess(config.state_dir, pid_file.stem.removeprefix("app-")).stop()
     sidecars.stop_sidecars(config.state_dir)
+    monitoring.stop(config.state_dir, config.ports)
     config.infra().stop()
 
 
@@ -188,6 +194,8 @@ def status(config: StackConfig) -> dict[str, Any]:
                 "health_url": agent.health_url,
             }
         )
+    prom, am = monitoring.services(config.state_dir, config.ports)
+    processes["prometheus"], processes["alertmanager"] = prom.pid(), am.pid()
     user, password = infra.mqtt_account("simulator")
     return {
         "mqtt_url": infra.mqtt_url,
@@ -200,6 +208,8 @@ def status(config: StackConfig) -> dict[str, Any]:
         "tokens": _stored_tokens(config.state_dir),
         "nodes": nodes,
         "processes": processes,
+        "prometheus_url": prom.url,
+        "alertmanager_url": am.url,
     }
 
 

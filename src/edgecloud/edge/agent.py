@@ -38,6 +38,7 @@ from edgecloud.core.topics import (
     events_topic,
     telemetry_device,
 )
+from edgecloud.core.trace import log_hop, sampled, trace_id
 from edgecloud.edge.batch import DeadLetter, Key, Plan, classify
 from edgecloud.edge.events import reading_event_text
 from edgecloud.edge.inference.port import InferenceFailure
@@ -332,6 +333,8 @@ class Agent:
         self.subscriber.ack_all(msgs)
         for a in plan.accepted:
             self._in_flight.pop((a.reading.device_id, a.reading.seq), None)
+        if self.settings.trace_sample:
+            self._trace(plan)
         self._count(msgs, plan, written.inserted)
         self.metrics.receive_to_commit_seconds.observe_many(
             [committed - m.received_at for m in msgs]
@@ -341,6 +344,15 @@ class Agent:
             self.outbox.put(OutboxBatch(written.batch_id, events, committed))
         if self.decisions is not None:
             self.decisions.offer(plan.accepted, events)
+
+    def _trace(self, plan: Plan) -> None:
+        every, node = self.settings.trace_sample, self.settings.node_id
+        for a in plan.accepted:
+            r = a.reading
+            trace = trace_id(r.device_id, r.seq)
+            if sampled(trace, every):
+                at = datetime.fromtimestamp(a.received_at, UTC).isoformat()
+                log_hop(log, "edge.stored", trace, r.device_id, r.seq, node, received_at=at)
 
     def _count(self, msgs: Sequence[InboundMessage], plan: Plan, inserted: int) -> None:
         self.counters.add(

@@ -35,6 +35,7 @@ from edgecloud.core.errors import Backpressure, TransportError
 from edgecloud.core.events import HeartbeatData, heartbeat_event
 from edgecloud.core.gctune import tune_gc
 from edgecloud.core.topics import EVENTS_SUBSCRIPTION
+from edgecloud.core.trace import event_trace_id, log_hop, sampled
 from edgecloud.sync.metrics import DELIVERY_SAMPLE, BridgeMetrics, HttpServer
 from edgecloud.sync.records import OutRecord
 from edgecloud.sync.route import Router
@@ -87,6 +88,8 @@ class Bridge:
         self._replay_at: float | None = None
         self._producer_full = False
         self._started = time.monotonic()
+        self._trace_every = settings.trace_sample
+        self._traced: dict[int, tuple[str, str]] = {}  # spool seq -> (trace id, device id)
         self.accepting = True
         self._bp_since: float | None = None
         self.subscriber: Subscriber | None = None
@@ -110,6 +113,9 @@ class Bridge:
                     self.metrics.delivery_seconds.observe(time.time() - at)
             self.spool.ack(seq)
             self.metrics.counts["processed"] += 1
+            if self._traced and seq in self._traced:
+                trace, device = self._traced.pop(seq)
+                log_hop(log, "bridge.acked", trace, device, None, self.settings.node_id)
             return
         self.metrics.counts["kafka_errors"] += 1
         if err.fatal:
@@ -173,8 +179,26 @@ class Bridge:
 
     # --- ingest ------------------------------------------------------------------------
     def _append(self, records: list[OutRecord]) -> None:
-        self.spool.append(records)
+        first = self.spool.append(records)
         self.metrics.counts["events_in"] += len(records)
+        if self._trace_every:
+            self._trace(first, records)
+
+    def _trace(self, first: int, records: list[OutRecord]) -> None:
+        """Log the sampled readings spooled (and remember them for their Kafka ack)."""
+        topic = self.router.topics["reading"]
+        for i, rec in enumerate(records):
+            if rec.topic != topic:
+                continue
+            eid = next((v for k, v in rec.headers if k == "event_id"), None)
+            if eid is None:
+                continue
+            trace = event_trace_id(eid)
+            if sampled(trace, self._trace_every):
+                device = rec.key.decode("utf-8", "replace")
+                log_hop(log, "bridge.spooled", trace, device, None, self.settings.node_id)
+                if len(self._traced) < 100_000:  # bounded while Kafka is away
+                    self._traced[first + i] = (trace, device)
 
     def _ingest(self, msgs: list[InboundMessage]) -> None:
         records: list[OutRecord] = []
@@ -251,6 +275,7 @@ class Bridge:
         m.depth.set(s.unacked_records)
         m.depth_bytes.set(s.unacked_bytes)
         m.disk_bytes.set(s.disk_bytes)
+        m.disk_budget.set(self.settings.spool_max_bytes)
         m.oldest_age.set(s.oldest_age_s())
         m.kafka_up.set(0 if self.producer.brokers_down else 1)
         m.accepting.set(1 if self.accepting else 0)

@@ -51,6 +51,7 @@ class BridgeMetrics:
         self.depth = gauge("spool_depth", "records in the spool not yet acked by Kafka")
         self.depth_bytes = gauge("spool_bytes", "bytes of unacked records")
         self.disk_bytes = gauge("spool_disk_bytes", "bytes of spool segment files")
+        self.disk_budget = gauge("spool_budget_bytes", "spool byte budget (backpressure above it)")
         self.oldest_age = gauge("spool_oldest_age_seconds", "age of the oldest unacked record")
         self.in_rate = gauge("ingest_rate", "events/s appended (last interval)")
         self.out_rate = gauge("delivery_rate", "records/s acked by Kafka (last interval)")

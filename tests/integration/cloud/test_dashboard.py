@@ -63,6 +63,13 @@ def dashboard(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
             " 'Schedule a spindle inspection', 'gpt-x', 99, 1, now(), now()"
             " FROM readings WHERE anomaly ORDER BY ts DESC LIMIT 1"
         )
+        conn.execute(
+            "UPDATE nodes SET agent = %s, bridge = %s WHERE node_id = 'edge-0'",
+            (
+                '{"counters": {"received": 400, "processed": 390, "events_published": 380}}',
+                '{"counters": {"events_in": 385, "processed": 370}}',
+            ),
+        )
     engine = make_engine(pg_url)
     with Session(engine) as session:
         token, _ = auth.create_token(session, "read", "dashboard-test")
@@ -85,6 +92,14 @@ def test_dashboard_renders_the_data(dashboard: tuple[str, str], tmp_path: Path) 
     # fleet: both nodes, their label and active model
     assert 'data-node="edge-0"' in dom and 'data-node="edge-1"' in dom
     assert "site=site-1" in dom and "bench-model@1" in dom
+    # per-hop counters: edge-0's heartbeats (seeded) and the cloud's readings of each node;
+    # edge-1 has only the seeded merged counters (received, processed): the rest is unknown
+    hops = dict(re.findall(r'data-node="([^"]+)".*?<td class="hops">([^<]*)</td>', dom))
+    arrow = " \u2192 "
+    edge0, edge1 = hops["edge-0"].split(arrow), hops["edge-1"].split(arrow)
+    assert edge0[:5] == ["400", "390", "380", "385", "370"], hops
+    assert edge1[2:5] == ["\u2013"] * 3, hops
+    assert sorted([int(edge0[5]), int(edge1[5])]) == [360, 720]  # 3 devices x 360 readings
     # one chart per device, a drawn line and anomaly markers
     assert len(re.findall(r'class="chart" data-device="dev-000\d"', dom)) == 3
     assert dom.count('class="line"') == 3

@@ -116,6 +116,11 @@ class NodeOut(BaseModel):
     active_models: list[dict[str, Any]]
     counters: dict[str, Any]
     spool_depth: int | None = None
+    hops: dict[str, int | None] = Field(
+        default_factory=dict,
+        description="per-hop counters, in path order: received, stored, sent (agent), "
+        "bridge_received, acked_by_kafka (bridge), stored_in_cloud (docs/observability.md)",
+    )
 
 
 class ModelStatusOut(BaseModel):

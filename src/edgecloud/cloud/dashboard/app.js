@@ -7,6 +7,8 @@ const REFRESH_MS = 5000;
 const MAX_CHARTS = 12;
 const READINGS_PER_CHART = 300;
 const TOKEN_KEY = "edgecloud.token";
+// GET /api/v1/nodes "hops", in path order (docs/observability.md)
+const HOPS = ["received", "stored", "sent", "bridge_received", "acked_by_kafka", "stored_in_cloud"];
 const SVG = "http://www.w3.org/2000/svg";
 const $ = (id) => document.getElementById(id);
 
@@ -88,9 +90,10 @@ function renderFleet(nodes) {
       el("td", { title: n.last_heartbeat }, ago(n.last_heartbeat)),
       el("td", {}, models || "none"),
       el("td", {}, [c.received, c.processed, c.dead_letters].map((x) => (x ?? "–")).join(" / ")),
-      el("td", {}, n.spool_depth ?? "–"));
+      el("td", {}, n.spool_depth ?? "–"),
+      el("td", { class: "hops" }, HOPS.map((h) => ((n.hops || {})[h] ?? "–")).join(" → ")));
   });
-  fill($("fleet").tBodies[0], rows, 7, "no nodes yet");
+  fill($("fleet").tBodies[0], rows, 8, "no nodes yet");
 }
 
 function renderEscalation(e) {

@@ -144,6 +144,8 @@ class EscalationService:
             write_state(self.engine, value)
             self._published = key
             self.metrics.breaker_open.set(1 if value["breaker"] == "open" else 0)
+            self.metrics.escalation_tokens_used.set(value["tokens_used"])
+            self.metrics.escalation_token_budget.set(value["token_budget"])
 
     def restore(self) -> None:
         """Carry the tokens already spent in this period over a restart."""

@@ -38,6 +38,22 @@ class WorkerMetrics:
         self.escalation_tokens = Counter(
             "edgecloud_worker_escalation_tokens", "LLM tokens used by escalation", registry=r
         )
+        self.consumer_lag = Gauge(
+            "edgecloud_worker_consumer_lag",
+            "messages of a topic not yet consumed by this worker's group (librdkafka stats)",
+            ["topic"],
+            registry=r,
+        )
+        self.escalation_tokens_used = Gauge(
+            "edgecloud_worker_escalation_tokens_used_period",
+            "LLM tokens spent in the current budget period",
+            registry=r,
+        )
+        self.escalation_token_budget = Gauge(
+            "edgecloud_worker_escalation_token_budget",
+            "LLM token budget of one period",
+            registry=r,
+        )
         self.breaker_open = Gauge(
             "edgecloud_worker_escalation_breaker_open", "1 while the circuit is open", registry=r
         )
@@ -55,6 +71,10 @@ class WorkerMetrics:
                 self.events.labels(kind, "duplicate").inc(total_dup)
         if res.dead_letters:
             self.dead_letters.inc(res.dead_letters)
+
+    def set_lag(self, lag: dict[str, int]) -> None:
+        for topic, value in lag.items():
+            self.consumer_lag.labels(topic).set(value)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         start_http_server(port, addr=host, registry=self.registry)

@@ -31,6 +31,7 @@ from edgecloud.cloud.worker.store import Store, WriteResult
 from edgecloud.core.errors import TransportError
 from edgecloud.core.gctune import tune_gc
 from edgecloud.core.topics import kafka_dead_letter_topic, kafka_topic
+from edgecloud.core.trace import log_hop, sampled
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class Worker:
         poll_timeout_s: float = 0.5,
         metrics: WorkerMetrics | None = None,
         keep_latencies: bool = False,
+        trace_sample: int = 0,
     ) -> None:
         self.consumer = consumer
         self.store = store
@@ -75,6 +77,7 @@ class Worker:
         self.metrics = metrics or WorkerMetrics()
         self.totals = Totals()
         self.keep_latencies = keep_latencies
+        self.trace_sample = trace_sample
         self.stop = threading.Event()
 
     def run_once(self) -> int:
@@ -103,11 +106,21 @@ class Worker:
             self.totals.batch_seconds.append(elapsed)
         return len(msgs)
 
+    def _trace(self, batch: Decoded) -> None:
+        """The sampled readings of a batch the database just committed (core/trace.py)."""
+        for _raw, ev in batch.readings:
+            trace = ev.event_id.hex
+            if sampled(trace, self.trace_sample):
+                log_hop(log, "cloud.stored", trace, ev.device_id, ev.data.seq, ev.node_id)
+
     def _write_until_done(self, batch: Decoded) -> WriteResult | None:
         delay = 0.2
         while True:
             try:
-                return self.store.write(batch)
+                result = self.store.write(batch)
+                if self.trace_sample:
+                    self._trace(batch)
+                return result
             except TransportError as exc:
                 self.metrics.db_errors.inc()
                 log.warning(
@@ -154,7 +167,11 @@ def build_worker(settings: CloudSettings, engine: Engine, metrics: WorkerMetrics
     except TransportError as exc:  # the broker may forbid it; the bridge creates them too
         log.warning("could not ensure Kafka topics", extra={"error": str(exc)})
     consumer = BatchConsumer(
-        settings.kafka_bootstrap, settings.kafka_group_id, topics, settings.kafka_config
+        settings.kafka_bootstrap,
+        settings.kafka_group_id,
+        topics,
+        settings.kafka_config,
+        on_lag=metrics.set_lag,
     )
     status = "pending" if settings.escalation_enabled else "disabled"
     return Worker(
@@ -164,6 +181,7 @@ def build_worker(settings: CloudSettings, engine: Engine, metrics: WorkerMetrics
         batch_size=settings.worker_batch_size,
         poll_timeout_s=settings.worker_poll_timeout_s,
         metrics=metrics,
+        trace_sample=settings.trace_sample,
     )
 
 
@@ -174,7 +192,7 @@ def run(settings: CloudSettings) -> None:
     engine = make_engine(settings.database_url, pool_size=4)
     metrics = WorkerMetrics()
     if settings.worker_metrics_port is not None:
-        metrics.serve(settings.worker_metrics_port)
+        metrics.serve(settings.worker_metrics_port, settings.worker_metrics_host)
         log.info("worker metrics", extra={"port": settings.worker_metrics_port})
     escalation: EscalationRunner | None = None
     if settings.escalation_enabled:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from edgecloud.cloud.api import queries
+from edgecloud.cloud.api import hops, queries
 from edgecloud.cloud.api.deps import ReadScope, SessionDep, in_thread
 from edgecloud.cloud.api.errors import BadRequest, NotFound, responses
 from edgecloud.cloud.api.params import check_id, decode_cursor, encode_cursor, valid_id
@@ -29,7 +29,7 @@ def parse_selector(text: str | None) -> dict[str, str]:
     return labels
 
 
-def _node_fields(node: Node, now: datetime) -> dict[str, Any]:
+def _node_fields(node: Node, now: datetime, stored: dict[str, int]) -> dict[str, Any]:
     last = queries.aware(node.last_heartbeat)
     return {
         "node_id": node.node_id,
@@ -40,6 +40,7 @@ def _node_fields(node: Node, now: datetime) -> dict[str, Any]:
         "active_models": list(node.active_models or []),
         "counters": dict(node.counters or {}),
         "spool_depth": node.spool_depth,
+        "hops": hops.node_hops(node, stored.get(node.node_id, 0)),
     }
 
 
@@ -57,9 +58,10 @@ async def list_nodes(
     if after is not None and not valid_id(after):
         return NodePage(items=[], next_cursor=None)
     rows = await in_thread(queries.nodes_page, session, after, limit)
+    stored = await in_thread(hops.cloud_readings_by_node, session, [n.node_id for n in rows])
     now = datetime.now(UTC)
     items = [
-        NodeOut.model_validate(_node_fields(n, now))
+        NodeOut.model_validate(_node_fields(n, now, stored))
         for n in rows
         if all((n.labels or {}).get(k) == v for k, v in wanted.items())
     ]
@@ -74,10 +76,11 @@ async def get_node(_: ReadScope, session: SessionDep, node_id: str) -> NodeDetai
     if found is None:
         raise NotFound("unknown_node", f"no node {node_id!r}")
     node, model_status, devices = found
+    stored = await in_thread(hops.cloud_readings_by_node, session, [node_id])
     status = [ModelStatusOut.model_validate(s, from_attributes=True) for s in model_status]
     return NodeDetail.model_validate(
         {
-            **_node_fields(node, datetime.now(UTC)),
+            **_node_fields(node, datetime.now(UTC), stored),
             "agent": node.agent,
             "bridge": node.bridge,
             "agent_heartbeat": node.agent_heartbeat,
