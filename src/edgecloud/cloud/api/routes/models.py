@@ -126,7 +126,8 @@ async def upload_model(
         raise ApiError(409, exc.reason, exc.detail) from exc
     except ValidationFailed as exc:
         status = 413 if exc.reason == "too_large" else 400
-        raise ApiError(status, exc.reason, exc.detail) from exc
+        detail = exc.detail.replace(str(rt.store.root), "<registry>")  # no server path out
+        raise ApiError(status, exc.reason, detail) from exc
     if not created:
         response.status_code = 200
     return _out(row, ModelDetail)
