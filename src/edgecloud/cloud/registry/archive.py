@@ -143,7 +143,7 @@ def extract(archive: Path, dest: Path, *, max_bytes: int, max_files: int) -> Pat
     written = 0
     seen: dict[PurePosixPath, bool] = {}  # name -> is a folder
     for name, is_dir, src in _members(archive):
-        if name.parts == (".",):
+        if not name.parts:  # "." or "./": PurePosixPath(".").parts is ()
             if is_dir:
                 continue  # the archive's own top folder (``tar -C bundle .``)
             raise UnsafeArchive("unsafe_path", "a file member has an empty name")
