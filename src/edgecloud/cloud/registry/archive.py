@@ -21,13 +21,14 @@ Only an explicit type other than file or folder (link, device, FIFO, socket) is 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import shutil
 import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
 
@@ -93,7 +94,7 @@ def _zip_members(zf: zipfile.ZipFile) -> Iterator[tuple[PurePosixPath, bool, IO[
             yield name, False, zf.open(info)
 
 
-def _members(path: Path) -> Iterator[tuple[PurePosixPath, bool, IO[bytes] | None]]:
+def _members(path: Path) -> Generator[tuple[PurePosixPath, bool, IO[bytes] | None]]:
     if zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as zf:
@@ -101,15 +102,18 @@ def _members(path: Path) -> Iterator[tuple[PurePosixPath, bool, IO[bytes] | None
         except _CORRUPT as exc:
             raise UnsafeArchive("not_archive", f"zip archive is corrupt: {_why(exc)}") from exc
         return
-    try:
-        tf = tarfile.open(path, mode="r:*")  # noqa: SIM115 (closed by the with below)
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise UnsafeArchive("not_archive", "upload is not a tar, tar.gz or zip archive") from exc
-    with tf:
+    with path.open("rb") as raw:  # ours to close: tarfile.open(path) leaks it when it fails
         try:
-            yield from _tar_members(tf)
+            tf = tarfile.open(fileobj=raw, mode="r:*")  # noqa: SIM115 (closed by the with below)
         except _CORRUPT as exc:
-            raise UnsafeArchive("not_archive", f"archive is corrupt: {_why(exc)}") from exc
+            raise UnsafeArchive(
+                "not_archive", "upload is not a tar, tar.gz or zip archive"
+            ) from exc
+        with tf:
+            try:
+                yield from _tar_members(tf)
+            except _CORRUPT as exc:
+                raise UnsafeArchive("not_archive", f"archive is corrupt: {_why(exc)}") from exc
 
 
 def _why(exc: BaseException) -> str:
@@ -139,32 +143,47 @@ def _read(src: IO[bytes]) -> bytes:
 
 def extract(archive: Path, dest: Path, *, max_bytes: int, max_files: int) -> Path:
     """Extract ``archive`` into the empty folder ``dest``; returns the bundle folder."""
+    with contextlib.closing(_members(archive)) as members:  # the archive closed on a refusal
+        return _extract_all(members, dest, max_bytes=max_bytes, max_files=max_files)
+
+
+def _extract_all(
+    members: Iterator[tuple[PurePosixPath, bool, IO[bytes] | None]],
+    dest: Path,
+    *,
+    max_bytes: int,
+    max_files: int,
+) -> Path:
     files = 0
     written = 0
     seen: dict[PurePosixPath, bool] = {}  # name -> is a folder
-    for name, is_dir, src in _members(archive):
-        if not name.parts:  # "." or "./": PurePosixPath(".").parts is ()
+    for name, is_dir, src in members:
+        try:
+            if not name.parts:  # "." or "./": PurePosixPath(".").parts is ()
+                if is_dir:
+                    continue  # the archive's own top folder (``tar -C bundle .``)
+                raise UnsafeArchive("unsafe_path", "a file member has an empty name")
+            _claim(seen, name, is_dir)
+            target = dest.joinpath(*name.parts)
             if is_dir:
-                continue  # the archive's own top folder (``tar -C bundle .``)
-            raise UnsafeArchive("unsafe_path", "a file member has an empty name")
-        _claim(seen, name, is_dir)
-        target = dest.joinpath(*name.parts)
-        if is_dir:
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        files += 1
-        if files > max_files:
-            raise UnsafeArchive("too_many_files", f"more than {max_files} files in the bundle")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        assert src is not None
-        with src, target.open("xb") as out:
-            while chunk := _read(src):
-                written += len(chunk)
-                if written > max_bytes:
-                    raise UnsafeArchive(
-                        "too_large", f"bundle unpacks to more than {max_bytes} bytes"
-                    )
-                out.write(chunk)
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            files += 1
+            if files > max_files:
+                raise UnsafeArchive("too_many_files", f"more than {max_files} files in the bundle")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            assert src is not None
+            with target.open("xb") as out:
+                while chunk := _read(src):
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise UnsafeArchive(
+                            "too_large", f"bundle unpacks to more than {max_bytes} bytes"
+                        )
+                    out.write(chunk)
+        finally:
+            if src is not None:
+                src.close()  # also when refused before reading: a zip keeps its file open
     return _bundle_root(dest)
 
 
