@@ -53,12 +53,13 @@ def _mask(m: re.Match[str]) -> str:
 
 def redact(text: str) -> str:
     """``text`` with every credential it shows replaced by ``***`` (the prefix is kept)."""
-    if "ecl_" not in text and "=" not in text and not _HINT.search(text):
+    low = text.lower()  # plain substring tests first: most lines hold none (about 1 us)
+    if "ecl_" not in low and not any(hint in low for hint in _HINTS):
         return text
     return _SECRETS.sub(_mask, text)
 
 
-_HINT = re.compile(r"authorization|bearer", re.IGNORECASE)
+_HINTS = ("authorization", "bearer", "token=", "password=", "api_key=")
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
