@@ -1,4 +1,5 @@
-"""``edgecloud model``: sign and upload bundles, list registered models, trust operator keys.
+"""``edgecloud model``: sign and upload bundles, list registered models, trust operator keys,
+deprecate or delete a version (audited: ``model audit``).
 
 Talks to the cloud API (``--api-url`` / EDGECLOUD_CLOUD_API_URL) with an ``operate`` token
 (``--token`` / EDGECLOUD_API_TOKEN; without one, the dev stack's, from
@@ -63,7 +64,7 @@ def api_call(method: str, api_url: str, token: str, path: str, **kwargs: Any) ->
         except ValueError:
             detail = res.text[:500]
         fail(f"cloud API answered {res.status_code}: {detail}")
-    return res.json()
+    return None if res.status_code == 204 else res.json()
 
 
 @app.command("push")
@@ -170,7 +171,8 @@ def ls(
     table = Table("model", "version", "runtime", "key", "size", "artifact sha256", "uploaded")
     for m in rows:
         table.add_row(
-            m["name"], m["version"], m["runtime"], m["key_id"], f"{m['artifact_size']:,}",
+            m["name"], m["version"] + (" (deprecated)" if m.get("deprecated_at") else ""),
+            m["runtime"], m["key_id"], f"{m['artifact_size']:,}",
             m["artifact_sha256"][:16], m["created_at"][:19],
         )  # fmt: skip
     Console().print(table)
@@ -194,3 +196,68 @@ def trust(
         "POST", api_url, token, "/api/v1/operator-keys", json={"public_key": text, "name": name}
     )
     typer.echo(f"trusted {out['key_id']}")
+
+
+def _name_version(ref: str) -> tuple[str, str]:
+    name, sep, version = ref.partition(":")
+    if not sep or not name or not version:
+        fail(f"{ref!r} is not NAME:VERSION")
+    return name, version
+
+
+@app.command("deprecate")
+def deprecate(
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION")],
+    reason: Annotated[str | None, typer.Option(help="why (kept in the audit)")] = None,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    token: Token = None,
+) -> None:
+    """Deprecate a version: no new rollout may pick it; nodes running it keep it."""
+    name, version = _name_version(ref)
+    token = resolve_token(token, "operate")
+    out = api_call(
+        "POST", api_url, token, f"/api/v1/models/{name}/{version}/deprecate",
+        json={"reason": reason},
+    )  # fmt: skip
+    typer.echo(f"{name}:{version} deprecated by {out['deprecated_by']} at {out['deprecated_at']}")
+
+
+@app.command("rm")
+def rm(
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION")],
+    reason: Annotated[str | None, typer.Option(help="why (kept in the audit)")] = None,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    token: Token = None,
+) -> None:
+    """Delete a version and its artifact (refused while a node or a rollout uses it)."""
+    name, version = _name_version(ref)
+    token = resolve_token(token, "operate")
+    params = {"reason": reason} if reason else {}
+    api_call("DELETE", api_url, token, f"/api/v1/models/{name}/{version}", params=params)
+    typer.echo(f"{name}:{version} deleted")
+
+
+@app.command("audit")
+def audit(
+    name: Annotated[str | None, typer.Argument(help="only this model")] = None,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    token: Token = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Who deprecated or deleted which version, newest first."""
+    token = resolve_token(token, "read")
+    rows = api_call(
+        "GET", api_url, token, "/api/v1/models/audit", params={"name": name} if name else {}
+    )
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("at", "action", "model", "version", "by", "reason")
+    for r in rows:
+        table.add_row(
+            r["at"][:19], r["action"], r["name"], r["version"], r["actor"], r["reason"] or ""
+        )
+    Console().print(table)

@@ -34,6 +34,15 @@ class CloudSettings(BaseRoleSettings, DatabaseSettings, KafkaSettings):
     max_body_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="largest request body (model bundles); 413 above"
     )
+    api_header_timeout_s: float = Field(
+        10.0, gt=0, description="a request's headers must be in within this (slow clients cut)"
+    )
+    api_body_timeout_s: float = Field(
+        120.0, gt=0, description="a request's body must be in within this after its headers"
+    )
+    api_max_connections: int = Field(
+        512, ge=1, description="open connections and requests at most; 503 above (uvicorn)"
+    )
 
     # --- Kafka worker (edgecloud cloud worker) ---
     kafka_group_id: str = Field(DEFAULT_GROUP_ID, description="consumer group of the worker")

@@ -263,6 +263,55 @@ def _reason_for(exc: ValidationError) -> InvalidManifest:
     return InvalidManifest("invalid_field", f"{loc or 'manifest'}: {err['msg']}")
 
 
+MAX_YAML_NODES = 100_000  # a 64 KiB manifest without aliases has fewer than 33,000
+
+
+def _expanded_nodes(root: yaml.Node, budget: int) -> int:
+    """How many nodes ``root`` has once every alias is expanded, counting no further than
+    ``budget``: an alias bomb (each level ten aliases of the one before) or a recursive
+    alias stops here after ``budget`` steps, before anything is built from it."""
+    count = 0
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > budget:
+            break
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.append(key)
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return count
+
+
+def _load_yaml(text: str | bytes) -> Any:
+    """``yaml.safe_load`` (libyaml's parser where it is built), with alias expansion bounded
+    by ``MAX_YAML_NODES``: the document is composed (aliases are shared nodes, cheap), its
+    expanded size counted, and only then turned into Python objects (which later steps, the
+    pydantic check and the canonical JSON of the signature, walk in full)."""
+    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = loader_cls(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_nodes(node, MAX_YAML_NODES) > MAX_YAML_NODES:
+            raise InvalidManifest(
+                "too_large",
+                f"manifest expands to more than {MAX_YAML_NODES} YAML values "
+                "(anchors and aliases); write it out without aliases",
+            )
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise InvalidManifest("bad_yaml", f"manifest is not YAML: {exc}") from exc
+    except RecursionError as exc:  # nesting deeper than the interpreter's stack
+        raise InvalidManifest("bad_yaml", "manifest nests too deeply") from exc
+    finally:
+        loader.dispose()
+
+
 def parse_manifest(
     text: str | bytes, limits: ManifestLimits | None = None
 ) -> tuple[Manifest, dict[str, Any]]:
@@ -273,10 +322,7 @@ def parse_manifest(
         raise InvalidManifest(
             "too_large", f"manifest is {size} bytes, limit {limits.max_manifest_bytes}"
         )
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidManifest("bad_yaml", f"manifest is not YAML: {exc}") from exc
+    raw = _load_yaml(text)
     if not isinstance(raw, dict):
         raise InvalidManifest(
             "not_mapping", f"manifest is YAML {type(raw).__name__}, not a mapping"
@@ -317,16 +363,18 @@ def open_bundle(folder: Path, limits: ManifestLimits | None = None) -> Bundle:
     limits = limits or ManifestLimits()
     path = safe_member(folder, MANIFEST_FILE)
     if not path.is_file():
-        raise InvalidManifest("not_found", f"no {MANIFEST_FILE} in {folder}")
+        raise InvalidManifest("not_found", f"no {MANIFEST_FILE} in the bundle")
     if path.stat().st_size > limits.max_manifest_bytes:
-        raise InvalidManifest("too_large", f"{path} is over {limits.max_manifest_bytes} bytes")
+        raise InvalidManifest(
+            "too_large", f"{MANIFEST_FILE} is over {limits.max_manifest_bytes} bytes"
+        )
     manifest, raw = parse_manifest(path.read_bytes(), limits)
     model_path = None
     if manifest.file is not None:
         model_path = safe_member(folder, manifest.file)
         if not model_path.is_file():
             raise InvalidManifest(
-                "file_missing", f"model file {manifest.file!r} is not in {folder}"
+                "file_missing", f"model file {manifest.file!r} is not in the bundle"
             )
         size = model_path.stat().st_size
         if size > limits.max_file_bytes:

@@ -176,8 +176,19 @@ class Signature:
                 raise SignatureError(
                     f"signature algorithm {data.get('algorithm')!r} is not ed25519"
                 )
-            return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+            fields = {k: data[k] for k in cls.__dataclass_fields__}
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise SignatureError(f"{SIGNATURE_FILE} is not a valid signature: {exc}") from exc
+        for name, value in fields.items():  # wrong JSON types must not reach a dict lookup
+            if not (isinstance(value, str) or (name == "file_sha256" and value is None)):
+                raise SignatureError(
+                    f"{SIGNATURE_FILE}: field {name!r} is {type(value).__name__}, not a string"
+                )
+            if len(value or "") > 4096:
+                raise SignatureError(f"{SIGNATURE_FILE}: field {name!r} is too long")
+        try:
+            return cls(**fields)
+        except TypeError as exc:
             raise SignatureError(f"{SIGNATURE_FILE} is not a valid signature: {exc}") from exc
 
 

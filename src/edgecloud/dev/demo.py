@@ -554,7 +554,7 @@ def _summary(
             for v, r in rollouts.items()
         },
         "active_versions": final_versions,
-        "dashboard_url": f"{info['cloud_api_url']}/?token={token}",
+        "dashboard_url": f"{info['cloud_api_url']}/#token={token}",
         "cloud_api_url": info["cloud_api_url"],
     }
 

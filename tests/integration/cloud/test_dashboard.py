@@ -1,5 +1,5 @@
 """The dashboard in a real headless Chromium (Debian's ``chromium`` package): the page served by
-a live ``edgecloud cloud api`` loads its assets, calls the API with the token from ``?token=``
+a live ``edgecloud cloud api`` loads its assets, calls the API with the token from ``#token=``
 and renders the fleet, per-device charts with anomalies marked and the anomaly list with its
 escalation note; a screenshot is kept (path printed; EDGECLOUD_TEST_SCREENSHOT_DIR keeps it)."""
 
@@ -85,7 +85,7 @@ def dashboard(pg_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
 
 def test_dashboard_renders_the_data(dashboard: tuple[str, str], tmp_path: Path) -> None:
     base, token = dashboard
-    done = _chromium(tmp_path / "profile-dom", "--dump-dom", f"{base}/?token={token}")
+    done = _chromium(tmp_path / "profile-dom", "--dump-dom", f"{base}/#token={token}")
     dom = done.stdout
     assert done.returncode == 0, done.stderr[-2000:]
     assert 'data-state="ready"' in dom, dom[:3000]
@@ -114,6 +114,9 @@ def test_dashboard_renders_the_data(dashboard: tuple[str, str], tmp_path: Path) 
     # without a token the page asks for one instead of failing
     bare = _chromium(tmp_path / "profile-bare", "--dump-dom", f"{base}/").stdout
     assert 'data-state="needs-token"' in bare
+    # the token travelled in the fragment and as a bearer header: never into the access log
+    log = (tmp_path / "api.log").read_text()
+    assert "GET /api/v1/nodes" in log and token not in log
 
 
 def test_dashboard_screenshot(dashboard: tuple[str, str], tmp_path: Path) -> None:
@@ -125,7 +128,7 @@ def test_dashboard_screenshot(dashboard: tuple[str, str], tmp_path: Path) -> Non
         tmp_path / "profile-shot",
         f"--screenshot={shot}",
         "--window-size=1400,1300",
-        f"{base}/?token={token}",
+        f"{base}/#token={token}",
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert shot.exists() and shot.stat().st_size > 20_000  # a rendered page, not a blank one

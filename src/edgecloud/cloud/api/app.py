@@ -16,13 +16,13 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
-from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from edgecloud import __version__
 from edgecloud.cloud.api.deps import AppState
 from edgecloud.cloud.api.errors import install_error_handlers
 from edgecloud.cloud.api.fastpath import AggregatesFastPath
+from edgecloud.cloud.api.hardening import AssetFiles, SecurityHeaders, StrictJson, install_docs
 from edgecloud.cloud.api.middleware import ApiMetrics, BodyLimit, RequestMetrics
 from edgecloud.cloud.api.pgpool import AsyncPgPool
 from edgecloud.cloud.api.routes import ROUTERS
@@ -121,13 +121,19 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # install_docs: Swagger UI from local assets, not a CDN
+        redoc_url=None,
+        redirect_slashes=False,  # a redirect would echo the request's Host header
     )
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.mount("/dashboard", StaticFiles(directory=ASSETS_DIR), name="dashboard")
+    app.mount("/dashboard", AssetFiles(directory=ASSETS_DIR), name="dashboard")
+    docs_hashes = install_docs(app)
     metrics = ApiMetrics(registry)
     app.fast = AggregatesFastPath(metrics)  # before the middleware stack, see fastpath.py
+    app.add_middleware(StrictJson)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(SecurityHeaders, docs_script_hashes=docs_hashes)
     return app

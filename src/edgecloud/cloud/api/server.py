@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
+from edgecloud.adapters.httpserver import SlowClientLimits, protocol_class
 from edgecloud.cloud.api.app import create_app
 from edgecloud.cloud.settings import CloudSettings
 from edgecloud.core.logging import configure_logging
@@ -21,4 +22,8 @@ def run(settings: CloudSettings, access_log: bool = True, run_migrations: bool =
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=5,
+        http=protocol_class(
+            SlowClientLimits(settings.api_header_timeout_s, settings.api_body_timeout_s)
+        ),
+        limit_concurrency=settings.api_max_connections,
     )

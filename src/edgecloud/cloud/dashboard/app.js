@@ -1,6 +1,7 @@
 // edgecloud dashboard: vanilla JS, inline SVG charts, no dependencies.
-// Token: ?token=... (then kept in localStorage and removed from the address bar), or the one
-// kept in localStorage, or typed into the form. Every API call sends it as a bearer token.
+// Token: #token=... in the address (a fragment never reaches the server, so never its access
+// log; then kept in localStorage and removed from the address bar), or the one kept in
+// localStorage, or typed into the form. Every API call sends it as a bearer token.
 "use strict";
 
 const REFRESH_MS = 5000;
@@ -13,12 +14,13 @@ const SVG = "http://www.w3.org/2000/svg";
 const $ = (id) => document.getElementById(id);
 
 function takeToken() {
-  const url = new URL(window.location.href);
-  const fromUrl = url.searchParams.get("token");
+  const fragment = new URLSearchParams(window.location.hash.replace(/^#/, ""));
+  const fromUrl = fragment.get("token");
   if (fromUrl) {
     try { localStorage.setItem(TOKEN_KEY, fromUrl); } catch (e) { /* private mode */ }
-    url.searchParams.delete("token");
-    window.history.replaceState(null, "", url.pathname + url.search + url.hash);
+    fragment.delete("token");
+    const rest = fragment.toString();
+    window.history.replaceState(null, "", window.location.pathname + window.location.search + (rest ? "#" + rest : ""));
     return fromUrl;
   }
   try { return localStorage.getItem(TOKEN_KEY); } catch (e) { return null; }

@@ -46,3 +46,26 @@ class ModelVersion(SQLModel, table=True):
     )  # {"inputs": [...], "outputs": [...]} as the ONNX file declares them
     uploaded_by: str | None = Field(default=None, sa_column=sa.Column(sa.String(128)))
     created_at: datetime = Field(default_factory=utcnow, sa_column=sa.Column(TS, nullable=False))
+    # set by ``POST .../deprecate`` (``registry/lifecycle.py``, revision 0008): no new rollout
+    deprecated_at: datetime | None = Field(default=None, sa_column=sa.Column(TS))
+    deprecated_by: str | None = Field(default=None, sa_column=sa.Column(sa.String(128)))
+    deprecation_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+
+
+class ModelAudit(SQLModel, table=True):
+    """Who deprecated or deleted which model version, when and why (kept after a delete)."""
+
+    __tablename__ = "model_audit"
+
+    id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    )
+    name: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    version: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    action: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    actor: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))  # the token's name
+    token_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(36)))
+    reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    artifact_sha256: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
+    at: datetime = Field(default_factory=utcnow, sa_column=sa.Column(TS, nullable=False))

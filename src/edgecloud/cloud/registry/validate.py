@@ -53,8 +53,11 @@ def _check_onnx(bundle: Bundle) -> dict[str, Any]:
             )
         check_model(path)
         inputs, outputs = describe_model(path)
-    except ModelError as exc:
-        raise ValidationFailed("onnx_invalid", str(exc)) from exc
+    except ModelError as exc:  # the ONNX libraries name the file by its absolute path
+        detail = str(exc)
+        for folder in (bundle.folder.resolve(), bundle.folder):
+            detail = detail.replace(f"{folder}/", "")
+        raise ValidationFailed("onnx_invalid", detail) from exc
     return {
         "inputs": [i.describe() for i in inputs],
         "outputs": [o.describe() for o in outputs],

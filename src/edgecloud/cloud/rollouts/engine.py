@@ -32,7 +32,8 @@ PHASE_ORDER = {"downloading": 1, "verified": 2, "loaded": 3, "shadow": 4, "activ
 
 
 class RolloutError(ValidationFailed):
-    """``reason``: unknown_model, no_nodes, overlap, bad_waves, bad_state, not_found."""
+    """``reason``: unknown_model, deprecated, no_nodes, overlap, bad_waves, bad_state,
+    not_found."""
 
 
 @dataclass
@@ -101,8 +102,15 @@ def start(
         parse_waves(waves)
     except ValueError as exc:
         raise RolloutError("bad_waves", str(exc)) from exc
-    if session.get(ModelVersion, (model, version)) is None:
+    registered = session.get(ModelVersion, (model, version))
+    if registered is None:
         raise RolloutError("unknown_model", f"{model}:{version} is not registered")
+    if registered.deprecated_at is not None:
+        raise RolloutError(
+            "deprecated",
+            f"{model}:{version} was deprecated by {registered.deprecated_by}"
+            f"{': ' + registered.deprecation_reason if registered.deprecation_reason else ''}",
+        )
     nodes = sorted(
         n.node_id
         for n in session.exec(select(Node)).all()

@@ -1,5 +1,6 @@
 """``GET /``: the dashboard page (no token needed to load it; the page asks for one, takes
-``?token=`` or uses the one kept in the browser's localStorage, and calls the API with it).
+``#token=`` from the URL fragment, which never reaches the server's log, or uses the one kept in
+the browser's localStorage, and calls the API with it).
 Its assets are served from the package under ``/dashboard/`` (no CDN)."""
 
 from __future__ import annotations

@@ -30,8 +30,8 @@ from edgecloud.cloud.api.deps import (
 )
 from edgecloud.cloud.api.errors import ApiError, NotFound, responses
 from edgecloud.cloud.auth import Principal
-from edgecloud.cloud.registry import service
-from edgecloud.cloud.registry.tables import ModelVersion, OperatorKey
+from edgecloud.cloud.registry import lifecycle, service
+from edgecloud.cloud.registry.tables import ModelAudit, ModelVersion, OperatorKey
 from edgecloud.cloud.rollouts.runtime import ModelsRuntime
 from edgecloud.core.errors import ValidationFailed
 from edgecloud.core.manifest import NAME_PATTERN, VERSION_PATTERN
@@ -60,6 +60,9 @@ class ModelOut(BaseModel):
     io: dict[str, Any]
     uploaded_by: str | None
     created_at: datetime
+    deprecated_at: datetime | None = None
+    deprecated_by: str | None = None
+    deprecation_reason: str | None = None
 
 
 class ModelDetail(ModelOut):
@@ -70,6 +73,25 @@ class ModelDetail(ModelOut):
 class KeyIn(BaseModel):
     public_key: str = Field(min_length=40, max_length=4096, description="base64 raw or PEM")
     name: str = Field("", max_length=128)
+
+
+class RetireIn(BaseModel):
+    reason: str | None = Field(None, max_length=1000, description="why, for the audit")
+
+
+class AuditOut(BaseModel):
+    name: str
+    version: str
+    action: str
+    actor: str
+    token_id: str | None
+    reason: str | None
+    artifact_sha256: str | None
+    at: datetime
+
+
+def _actor(who: Principal) -> lifecycle.Actor:
+    return lifecycle.Actor(who.name[:128], str(who.token_id))
 
 
 class KeyOut(BaseModel):
@@ -126,7 +148,8 @@ async def upload_model(
         raise ApiError(409, exc.reason, exc.detail) from exc
     except ValidationFailed as exc:
         status = 413 if exc.reason == "too_large" else 400
-        raise ApiError(status, exc.reason, exc.detail) from exc
+        detail = exc.detail.replace(str(rt.store.root), "<registry>")  # no server path out
+        raise ApiError(status, exc.reason, detail) from exc
     if not created:
         response.status_code = 200
     return _out(row, ModelDetail)
@@ -140,6 +163,18 @@ async def list_models(
 ) -> Any:
     rows = await in_thread(service.list_models, session, name)
     return [_out(r) for r in rows]
+
+
+@router.get("/audit", response_model=list[AuditOut], responses=responses(401, 403, 422))
+async def list_audit(
+    _: ReadScope,
+    session: SessionDep,
+    name: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Any:
+    """Who deprecated or deleted which version, newest first."""
+    rows: list[ModelAudit] = list(await in_thread(lifecycle.audit, session, name, limit))
+    return [AuditOut.model_validate(r, from_attributes=True) for r in rows]
 
 
 async def _find(session: SessionDep, name: str, version: str) -> ModelVersion:
@@ -160,6 +195,56 @@ async def get_model(
     _: ReadScope, session: SessionDep, name: ModelName, version: ModelVersionText
 ) -> Any:
     return _out(await _find(session, name, version), ModelDetail)
+
+
+@router.post(
+    "/{name}/{version}/deprecate",
+    response_model=ModelDetail,
+    responses=responses(400, 401, 403, 404, 422),
+)
+async def deprecate_model(
+    who: OperateScope,
+    rt: RuntimeDep,
+    name: ModelName,
+    version: ModelVersionText,
+    body: RetireIn | None = None,
+) -> Any:
+    """No new rollout may pick this version; nodes running it keep it. Idempotent."""
+    reason = body.reason if body else None
+
+    def run() -> ModelVersion | None:
+        with rt.session() as session:
+            return lifecycle.deprecate(session, name, version, _actor(who), reason)
+
+    row = await in_thread(run)
+    if row is None:
+        raise NotFound("unknown_model", f"no model {name}:{version}")
+    return _out(row, ModelDetail)
+
+
+@router.delete(
+    "/{name}/{version}", status_code=204, responses=responses(400, 401, 403, 404, 409, 422)
+)
+async def delete_model(
+    who: OperateScope,
+    rt: RuntimeDep,
+    name: ModelName,
+    version: ModelVersionText,
+    reason: Annotated[str | None, Query(max_length=1000, description="for the audit")] = None,
+) -> Response:
+    """Delete the version and its artifact; 409 ``in_use`` while a node or rollout uses it."""
+
+    def run() -> bool:
+        with rt.session() as session:
+            return lifecycle.delete(session, rt.store, name, version, _actor(who), reason)
+
+    try:
+        deleted = await in_thread(run)
+    except lifecycle.InUse as exc:
+        raise ApiError(409, exc.reason, exc.detail) from exc
+    if not deleted:
+        raise NotFound("unknown_model", f"no model {name}:{version}")
+    return Response(status_code=204)
 
 
 _bearer = HTTPBearer(auto_error=False, description="an API token: `edgecloud token create`")

@@ -21,7 +21,9 @@ from edgecloud.cloud.rollouts.plan import Gates
 from edgecloud.cloud.rollouts.tables import Rollout
 
 router = APIRouter(prefix="/api/v1/rollouts", tags=["rollouts"])
-_STATUS = {"not_found": 404, "unknown_model": 404, "overlap": 409, "bad_state": 409}
+_STATUS = {
+    "not_found": 404, "unknown_model": 404, "overlap": 409, "bad_state": 409, "deprecated": 409,
+}  # fmt: skip
 
 
 class RolloutIn(BaseModel):

@@ -17,7 +17,7 @@ JSONB = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 TS = sa.DateTime(timezone=True)
 
 revision: str = "0010_labels"
-down_revision: str | None = "0007_aggregates_1h"
+down_revision: str | None = "0008_model_deprecation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
