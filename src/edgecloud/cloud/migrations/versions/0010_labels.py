@@ -1,7 +1,7 @@
 """labels (three sources, kept apart) and evaluations of retrained candidates (issue 15)
 
 Revision ID: 0010_labels
-Revises: 0007_aggregates_1h
+Revises: 0008_model_deprecation
 Create Date: 2026-12-03 12:00:00
 """
 
