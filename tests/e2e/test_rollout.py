@@ -77,7 +77,7 @@ def test_model_that_fails_to_load_rolls_the_wave_back(fleet: Fleet, tmp_path: Pa
     assert final["current_wave"] == 0
     first = final["nodes"][0]
     assert first["status"] == "rolled_back"
-    assert "unknown_output" in final["detail"]
+    assert "unloadable" in final["detail"]
     assert [n["status"] for n in final["nodes"][1:]] == ["pending"] * 4
     assert serving(fleet) == ["press-linear:1.1.0"] * 5  # never stopped serving
 

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgecloud.core.errors import ModelError
+from edgecloud.core.tensors import Dim, TensorInfo
 
 log = logging.getLogger(__name__)
+__all__ = ["Dim", "OnnxSession", "TensorInfo", "check_model", "describe_model"]
 
 AUTO_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-Dim = int | str | None
 
 _ORT_TYPES: dict[str, Any] = {
     "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
@@ -32,23 +32,6 @@ _ORT_TYPES: dict[str, Any] = {
     "tensor(uint32)": np.uint32, "tensor(uint64)": np.uint64, "tensor(bool)": np.bool_,
     "tensor(string)": np.object_,
 }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    name: str
-    type: str  # onnxruntime's type string, e.g. "tensor(float)"
-    dtype: np.dtype[Any] | None  # None when not a tensor (sequence, map)
-    shape: tuple[Dim, ...]
-
-    @property
-    def is_tensor(self) -> bool:
-        return self.dtype is not None
-
-    def describe(self) -> str:
-        dims = ",".join("?" if d is None else str(d) for d in self.shape)
-        kind = self.dtype.name if self.dtype is not None else self.type
-        return f"{self.name} ({kind} [{dims}])"
 
 
 def _info(name: str, type_str: str, shape: Sequence[Any] | None) -> TensorInfo:

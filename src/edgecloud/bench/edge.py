@@ -20,6 +20,12 @@ Latency runs at a fixed rate (``latency_rate``, default 5,000/s), as many as thr
 follow them; ``extra.latency_run`` holds each run's p50 / p99 and their medians.
 
 Publishers send with ``bench/blast.py`` (packets made before the start, a chunk per write).
+
+``--model image``: a generated image model (``bench/tensor_models.py``: x float32
+[N,3,H,W], dynamic H/W) whose manifest resizes each frame to 224x224 and applies scale and
+mean/std; each reading carries one 160x120 RGB uint8 camera frame in the binary form (~77 KB
+of base64). The onnxruntime limit then runs the same model alone on batches of 32 frames
+already at [32,3,224,224]: what the agent adds is the frame decoding and preprocessing.
 """
 
 from __future__ import annotations
@@ -53,6 +59,10 @@ log = logging.getLogger("edgecloud.bench.edge")
 FEATURES = ("temperature", "vibration_rms", "pressure", "current")
 DEFAULT_MODEL = Path("models/bundles/sensor-anomaly/1.0.0")
 DEFAULT_KEYS = Path("models/dev-keys")
+IMAGE = "image"  # --model image: the generated image model and camera frames
+IMAGE_FRAME = (120, 160, 3)  # height, width, channels of the frames devices send
+IMAGE_INPUT = 224  # the manifest resizes to IMAGE_INPUT x IMAGE_INPUT
+IMAGE_PAYLOAD_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -95,13 +105,46 @@ def _payloads(args: dict[str, Any]) -> list[tuple[str, bytes, bytes]]:
     they measure); the publish time is written between head and tail when it is sent."""
     rng = random.Random(args["seed"])
     devices: list[str] = args["devices"]
+    frames = _frames(args["seed"]) if args.get("image") else []
     out = []
     for seq in range(args["per_device"]):
-        for dev in devices:
-            body = {"device_id": dev, "seq": seq, "ts": _TS, "values": _values(rng)}
+        for i, dev in enumerate(devices):
+            values: dict[str, Any] = (
+                {"image": frames[(seq + i) % len(frames)]} if frames else _values(rng)
+            )
+            body = {"device_id": dev, "seq": seq, "ts": _TS, "values": values}
             head, tail = json.dumps(body).encode().split(b'"' + _TS.encode() + b'"')
             out.append((f"devices/{dev}/telemetry", head, tail))
     return out
+
+
+def _frames(seed: int, n: int = 8) -> list[dict[str, Any]]:
+    """``n`` camera frames (smooth gradients plus noise, as images are), in the binary form."""
+    import numpy as np
+
+    from edgecloud.core.tensors import encode_binary
+
+    rng = np.random.default_rng(seed)
+    h, w, c = IMAGE_FRAME
+    yy, xx = np.mgrid[0:h, 0:w]
+    out = []
+    for k in range(n):
+        base = np.stack([(yy * (k + 1) + xx * c_) % 256 for c_ in range(1, c + 1)], axis=-1)
+        noisy = base + rng.integers(-8, 9, base.shape)
+        out.append(encode_binary(np.clip(noisy, 0, 255).astype(np.uint8)))
+    return out
+
+
+def image_bundle(folder: Path) -> tuple[Path, str]:
+    """The ``--model image`` bundle (signed by a key made here) and its public key."""
+    from edgecloud.bench.tensor_models import IMAGE_MEAN, IMAGE_STD, write_bundle
+    from edgecloud.core.signing import generate_key, public_key_b64
+
+    key = generate_key()
+    pre = {"resize": [IMAGE_INPUT, IMAGE_INPUT], "scale": 1 / 255, "mean": IMAGE_MEAN,
+           "std": IMAGE_STD}  # fmt: skip
+    inputs = {"x": {"from": "tensor", "value": "image", "layout": "HWC", "preprocess": pre}}
+    return write_bundle(folder, "image", key, changes={"inputs": inputs}), public_key_b64(key)
 
 
 def _publisher_main(args: dict[str, Any], out: Any) -> None:
@@ -216,7 +259,7 @@ def onnx_limit(model: Path | None, batch: int, total: int) -> float | None:
     import numpy as np
 
     from edgecloud.adapters.onnx import OnnxSession
-    from edgecloud.core.manifest import ConstantInput, ValuesInput, open_bundle
+    from edgecloud.core.manifest import ConstantInput, TensorInput, ValuesInput, open_bundle
 
     bundle = open_bundle(model)
     if bundle.model_path is None:
@@ -230,6 +273,10 @@ def onnx_limit(model: Path | None, batch: int, total: int) -> float | None:
             feeds[info.name] = rng.normal(size=(batch, len(spec.names))).astype(info.dtype)
         elif isinstance(spec, ConstantInput):
             feeds[info.name] = np.asarray(spec.value, dtype=info.dtype)
+        elif isinstance(spec, TensorInput) and spec.preprocess and spec.preprocess.resize:
+            h, w = spec.preprocess.resize  # the image as the model gets it, preprocessed
+            batch = min(batch, 32)
+            feeds[info.name] = rng.normal(size=(batch, 3, h, w)).astype(info.dtype)
         else:
             return None  # array / state inputs: no like-for-like raw batch here
     session.run(feeds)  # warm up
@@ -278,7 +325,9 @@ def copy_limit(url: str, batch: int, total: int) -> float:
 
 
 # --- one run ------------------------------------------------------------------------------
-def _publish(target: Target, node: str, readings: int, rate: float | None, procs: int) -> None:
+def _publish(
+    target: Target, node: str, readings: int, rate: float | None, procs: int, image: bool = False
+) -> None:
     devices = [f"bench-{node}-{i}" for i in range(100)]
     per_device = max(1, readings // len(devices))
     ctx = mp.get_context("spawn")
@@ -290,7 +339,7 @@ def _publish(target: Target, node: str, readings: int, rate: float | None, procs
             "host": target.mqtt_host, "port": target.mqtt_port,
             "user": target.device_account[0], "password": target.device_account[1],
             "devices": devices[p::procs], "per_device": per_device, "seed": p,
-            "rate": rate / procs if rate else None, "start_at": start_at,
+            "rate": rate / procs if rate else None, "start_at": start_at, "image": image,
         }  # fmt: skip
         proc = ctx.Process(target=_publisher_main, args=(args, out), daemon=True)
         proc.start()
@@ -319,6 +368,7 @@ def one_run(
     keys: str,
     measure_limits: bool,
     log_dir: Path,
+    image: bool = False,
 ) -> RunOutcome:
     readings = (readings // 100) * 100
     node = f"bench{uuid.uuid4().hex[:6]}"
@@ -331,7 +381,9 @@ def one_run(
             mqtt_username=target.agent_account[0], mqtt_password=target.agent_account[1],
             log_path=log_dir / f"agent-{node}.log", model=str(model) if model else None,
             extra_env={"EDGECLOUD_OPERATOR_PUBLIC_KEYS": keys, "EDGECLOUD_LOG_LEVEL": "WARNING",
-                       "EDGECLOUD_RETENTION_HOURS": "0", "EDGECLOUD_HEARTBEAT_INTERVAL_S": "5"},
+                       "EDGECLOUD_RETENTION_HOURS": "0", "EDGECLOUD_HEARTBEAT_INTERVAL_S": "5",
+                       **({"EDGECLOUD_MAX_PAYLOAD_BYTES": str(IMAGE_PAYLOAD_BYTES)}
+                          if image else {})},
         )  # fmt: skip
         agent.start()
         counter = EventCounter(target, node)
@@ -347,7 +399,7 @@ def one_run(
         sampler.start()
         cpu0 = cpu_seconds(agent.pid)
         try:
-            _publish(target, node, readings, rate, publishers)
+            _publish(target, node, readings, rate, publishers, image)
             deadline = time.monotonic() + 120
             rows = distinct = 0
             while time.monotonic() < deadline:
@@ -395,13 +447,16 @@ def run(
     log_dir: Path | None = None,
 ) -> BenchResult:
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="edgecloud-bench-edge-"))
+    image = model is not None and str(model) == IMAGE and not model.is_dir()
+    if image:
+        model, keys = image_bundle(log_dir / "image-model")
     if model is not None and not (model / "manifest.yaml").is_file():
         log.warning("no model bundle at %s: benchmarking without inference", model)
         model = None
     outs = []
     for i in range(runs):
         out = one_run(target, readings=readings, rate=rate, publishers=publishers, model=model,
-                      keys=keys, measure_limits=True, log_dir=log_dir)  # fmt: skip
+                      keys=keys, measure_limits=True, log_dir=log_dir, image=image)  # fmt: skip
         log.info("run %d: %s", i + 1, out.result.model_dump_json())
         outs.append(out)
     # the latency run is repeated as often as the throughput run: on a shared 2-core machine one
@@ -411,11 +466,22 @@ def run(
         os.sync()  # the earlier runs' dirty pages go out now, not during the latency run
         lat = one_run(target, readings=int(latency_rate * latency_seconds), rate=latency_rate,
                       publishers=publishers, model=model, keys=keys, measure_limits=False,
-                      log_dir=log_dir)  # fmt: skip
+                      log_dir=log_dir, image=image)  # fmt: skip
         log.info("latency run %d: %s", len(lats) + 1, lat.result.model_dump_json())
         lats.append(lat)
     extra: dict[str, Any] = {
         "model": str(model) if model else None,
+        "image_frame": (
+            {
+                "height": IMAGE_FRAME[0],
+                "width": IMAGE_FRAME[1],
+                "channels": IMAGE_FRAME[2],
+                "dtype": "uint8",
+                "model_input": [3, IMAGE_INPUT, IMAGE_INPUT],
+            }
+            if image
+            else None
+        ),
         "publishers": publishers,
         "offered_rate_per_s": rate,
         "agent_rss_mb": max(o.rss_mb for o in outs + lats),

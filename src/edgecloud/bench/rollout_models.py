@@ -3,8 +3,10 @@
 ``linear_bundle``: values [temperature, vibration_rms, pressure] -> score = sigmoid(x.w + b);
 ``stateful_bundle``: x [N,2] from (temperature, pressure), state h [N,3] fed back per device,
 score = sigmoid(sum(h)). A different ONNX signature each, so a fleet can switch between them.
-``broken=True`` names an ONNX output the file lacks: the registry accepts the bundle (its
-checks pass) and the edge refuses it at load, which is the "fails to load" case of a rollout.
+``broken=True`` uses an operator of a custom domain that no runtime implements: the registry
+accepts the bundle (the ONNX checker and the push-time input plan pass) and onnxruntime
+refuses it at load (``unloadable``), which is the "fails to load" case of a rollout. (A
+manifest that maps a missing output is now refused at push: ``unknown_output``.)
 """
 
 from __future__ import annotations
@@ -25,19 +27,29 @@ from edgecloud.core.signing import sign_bundle
 F = TensorProto.FLOAT
 
 
+CUSTOM_DOMAIN = "com.edgecloud.test"
+
+
 def _model(nodes: list[Any], inputs: list[Any], outputs: list[Any], inits: list[Any]) -> bytes:
     graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=inits)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid(CUSTOM_DOMAIN, 1)]
+    custom = any(n.domain == CUSTOM_DOMAIN for n in nodes)
+    m = helper.make_model(graph, opset_imports=opsets if custom else opsets[:1])
     m.ir_version = 8
     onnx.checker.check_model(m)
     return bytes(m.SerializeToString())
 
 
-def linear_onnx(weights: Sequence[float], bias: float) -> bytes:
+def linear_onnx(weights: Sequence[float], bias: float, *, unloadable: bool = False) -> bytes:
     w = np.array([[v] for v in weights], np.float32)
+    matmul = (
+        helper.make_node("NoSuchOp", ["features", "W"], ["z0"], domain=CUSTOM_DOMAIN)
+        if unloadable
+        else helper.make_node("MatMul", ["features", "W"], ["z0"])
+    )
     return _model(
         [
-            helper.make_node("MatMul", ["features", "W"], ["z0"]),
+            matmul,
             helper.make_node("Add", ["z0", "B"], ["z"]),
             helper.make_node("Sigmoid", ["z"], ["score"]),
         ],
@@ -117,10 +129,10 @@ def linear_bundle(
     bias: float = -5.0,
     broken: bool = False,
 ) -> Path:
-    out = "no_such_output" if broken else "score"
     return write_bundle(
-        folder, name, version, linear_onnx(weights, bias),
-        {"features": {"from": "values", "names": VALUES}}, {"score": {"output": out, "index": 0}},
+        folder, name, version, linear_onnx(weights, bias, unloadable=broken),
+        {"features": {"from": "values", "names": VALUES}},
+        {"score": {"output": "score", "index": 0}},
         key,
     )  # fmt: skip
 

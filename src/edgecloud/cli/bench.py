@@ -15,8 +15,12 @@ app = typer.Typer(
 @app.command("edge")
 def edge(
     readings: Annotated[
-        int, typer.Option(help="readings per throughput run (one per MQTT message)")
-    ] = 60_000,
+        int | None,
+        typer.Option(
+            help="readings per throughput run (one per MQTT message; default 60,000, "
+            "2,000 with --model image)"
+        ),
+    ] = None,
     rate: Annotated[
         float | None,
         typer.Option(
@@ -26,11 +30,19 @@ def edge(
     runs: Annotated[int, typer.Option(help="throughput runs; the JSON reports the median")] = 3,
     publishers: Annotated[int, typer.Option(help="publisher processes")] = 2,
     latency_rate: Annotated[
-        float, typer.Option(help="readings/s of the fixed-rate latency run (0: none)")
-    ] = 5000.0,
+        float | None,
+        typer.Option(
+            help="readings/s of the fixed-rate latency run (0: none; default 5,000, "
+            "100 with --model image)"
+        ),
+    ] = None,
     latency_seconds: Annotated[float, typer.Option(help="length of the latency run")] = 10.0,
     model: Annotated[
-        Path | None, typer.Option(help="model bundle (default models/bundles/sensor-anomaly/1.0.0)")
+        Path | None,
+        typer.Option(
+            help="model bundle (default models/bundles/sensor-anomaly/1.0.0), or "
+            "'image': a generated image model fed 160x120 RGB camera frames"
+        ),
     ] = None,
     keys: Annotated[
         str | None, typer.Option(help="trusted public keys of the bundle (default models/dev-keys)")
@@ -59,15 +71,16 @@ def edge(
     configure_logging("INFO", "text")
     # SIGTERM unwinds like Ctrl-C: the agent, the publishers and the broker it started stop too
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    image = model is not None and str(model) == bench_edge.IMAGE
     target = bench_edge.make_target(database_url, mqtt_url)
     try:
         result = bench_edge.run(
             target,
-            readings=readings,
+            readings=readings if readings is not None else (2_000 if image else 60_000),
             rate=rate,
             runs=runs,
             publishers=publishers,
-            latency_rate=latency_rate,
+            latency_rate=latency_rate if latency_rate is not None else (100.0 if image else 5000.0),
             latency_seconds=latency_seconds,
             model=model or bench_edge.DEFAULT_MODEL,
             keys=keys if keys is not None else bench_edge.default_keys(),

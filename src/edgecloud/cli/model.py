@@ -79,6 +79,9 @@ def push(
 ) -> None:
     """Validate, hash, sign and upload a bundle (with a progress bar).
 
+    A manifest without ``sha256`` gets the model file's written into it (shown); with --key a
+    wrong one is corrected before signing. The bundle is checked as the edge will load it
+    (the input plan and output map built from the ONNX graph; refused with the edge's reason).
     Without --key the bundle must already carry a signature.json (``model push`` then only
     validates and uploads it). The cloud accepts it only if the key is registered there.
     """
@@ -87,7 +90,7 @@ def push(
     from edgecloud.cloud.registry.archive import pack_folder
     from edgecloud.cloud.registry.validate import check_bundle
     from edgecloud.core.errors import EdgecloudError
-    from edgecloud.core.signing import load_private_key, sign_bundle
+    from edgecloud.core.signing import fill_sha256, load_private_key, sign_bundle
 
     token = resolve_token(token, "operate")
     with Progress(
@@ -95,12 +98,17 @@ def push(
     ) as progress:
         step = progress.add_task("validate", total=4)
         try:
+            written = fill_sha256(folder)
+            if written is not None:
+                progress.console.print(f"wrote sha256 {written} into {folder}/manifest.yaml")
             check_bundle(folder, None)
             progress.update(step, advance=1, description="sha256 + sign")
             if key is not None:
                 sig = sign_bundle(folder, load_private_key(key.expanduser()), fix_sha256=True)
                 progress.console.print(f"signed by {sig.key_id}, file sha256 {sig.file_sha256}")
-            check_bundle(folder, None)
+            checked = check_bundle(folder, None)
+            if checked.file_sha256 is not None:
+                progress.console.print(f"file sha256 {checked.file_sha256}")
             progress.update(step, advance=1, description="pack")
             body = pack_folder(folder)
         except EdgecloudError as exc:

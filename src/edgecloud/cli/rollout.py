@@ -63,13 +63,20 @@ def start(
 
 
 def _table(ro: dict[str, Any]) -> Any:
+    """The rollout as a table of short columns (none wraps), then each node's detail and the
+    rollout's on lines of their own: a detail column squeezed by a narrow terminal (``--watch``
+    in a split pane) came out one word per line."""
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
     title = f"{ro['id']}  {ro['model']}:{ro['version']}  {ro['state']}"
     if ro["state"] in ("running", "paused"):
         title += f"  wave {ro['current_wave'] + 1}/{len(ro['waves'])}"
-    table = Table("wave", "node", "status", "agreement", "drift", "p99 ms", "swap ms", "detail",
-                  title=title, caption=ro.get("detail") or "")  # fmt: skip
+    table = Table(title=title)
+    for name in ("wave", "node", "status", "agreement", "drift", "p99 ms", "swap ms"):
+        table.add_column(name, no_wrap=True, min_width=min(len(name), 6))
+    details: list[Text] = []
     for n in ro["nodes"]:
         m = n["metrics"]
 
@@ -79,9 +86,13 @@ def _table(ro: dict[str, Any]) -> Any:
         table.add_row(
             f"{n['wave'] + 1} ({ro['waves'][n['wave']]}%)", n["node_id"], n["status"],
             f("agreement"), f("score_drift"), f("latency_p99_ms", "{:.1f}"),
-            f("swap_ms", "{:.1f}"), (n["detail"] or "")[:60],
+            f("swap_ms", "{:.1f}"),
         )  # fmt: skip
-    return table
+        if n["detail"]:
+            details.append(Text(f"{n['node_id']}: {n['detail'][:500]}"))
+    if ro.get("detail"):
+        details.append(Text(f"rollout: {ro['detail']}"))
+    return Group(table, *details)
 
 
 @app.command("status")

@@ -9,6 +9,9 @@ Inputs are keyed by the ONNX input name; each says where its tensor comes from::
     inputs:
       features: {from: values, names: [temperature, vibration_rms]}  # scalars, in order -> last dim
       audio: {from: array, value: audio}                             # one array value
+      x: {from: tensor, value: image, layout: HWC,                   # a tensor value, any rank
+          preprocess: {resize: [224, 224], scale: 0.00392, mean: [0.485, 0.456, 0.406],
+                       std: [0.229, 0.224, 0.225], channel_order: bgr}}
       sample_rate: {from: constant, value: 16000, dtype: int64}      # any dtype
       h_in: {from: state, output: h_out, initial: {zeros: [8]}}      # fed back per device
 
@@ -84,6 +87,50 @@ class ArrayInput(_Strict):
     dtype: Dtype | None = None
 
 
+class Preprocess(_Strict):
+    """Applied in this order to an image tensor (``layout`` set): resize (bilinear, to
+    ``[height, width]``), channel order (``bgr`` reverses the reading's RGB channels), ``scale``
+    (multiplied), ``mean`` / ``std`` per channel ((x - mean) / std); then the tensor is put in
+    the model's layout and cast to its dtype."""
+
+    resize: (
+        Annotated[list[Annotated[int, Field(ge=1, le=8192)]], Field(min_length=2, max_length=2)]
+        | None
+    ) = None
+    channel_order: Literal["rgb", "bgr"] = "rgb"
+    scale: float | None = None
+    mean: Annotated[list[float], Field(min_length=1, max_length=64)] | None = None
+    std: (
+        Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1, max_length=64)] | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _same_channels(self) -> Preprocess:
+        if self.mean is not None and self.std is not None and len(self.mean) != len(self.std):
+            raise ValueError("mean and std need one value per channel each")
+        return self
+
+
+class TensorInput(_Strict):
+    """One tensor reading value (nested array or binary form) as one reading's slice of the
+    input, of the model's rank (less the batch axis). ``layout``: the reading's layout of an
+    image (``HWC`` as cameras give it, or ``CHW``); the model's is ``model_layout``. Without a
+    layout the tensor goes in as it is (only a cast). ``preprocess`` needs a layout."""
+
+    from_: Literal["tensor"] = Field(alias="from")
+    value: Annotated[str, Field(min_length=1)]
+    dtype: Dtype | None = None  # the model input's dtype; checked at load and push
+    layout: Literal["HWC", "CHW"] | None = None
+    model_layout: Literal["HWC", "CHW"] = "CHW"
+    preprocess: Preprocess | None = None
+
+    @model_validator(mode="after")
+    def _layout_for_preprocess(self) -> TensorInput:
+        if self.preprocess is not None and self.layout is None:
+            raise ValueError("preprocess works on images: give layout (HWC or CHW)")
+        return self
+
+
 class ConstantInput(_Strict):
     """The same tensor for every reading (broadcast over the batch where the model has one)."""
 
@@ -105,26 +152,40 @@ class StateInput(_Strict):
 
 
 InputSpec = Annotated[
-    ValuesInput | ArrayInput | ConstantInput | StateInput, Field(discriminator="from_")
+    ValuesInput | ArrayInput | TensorInput | ConstantInput | StateInput,
+    Field(discriminator="from_"),
 ]
 
 
 class OutputRef(_Strict):
-    """Which ONNX output (and which element of its per-reading row) a result comes from.
+    """Which ONNX output (and which element of its per-reading part) a result comes from.
 
-    ``reduce``: ``argmax`` (the index of the largest element, named by ``classes`` if given)
-    or ``max`` (the largest element) over the row, instead of ``index``.
+    Without ``reduce``: element ``index`` of the reading's part, flattened (or its only one).
+    ``axis`` + ``index`` first take slice ``index`` along ``axis`` of the reading's part (a
+    class's channel of a [K, H, W] map, say); ``reduce`` then works on all its cells:
+    ``argmax`` (the flat index of the largest, named by ``classes`` if given), ``max``, ``min``,
+    ``mean``, ``sum``, ``topk`` (the mean of the ``k`` largest), ``count_above`` (how many
+    cells are over ``threshold``).
     """
 
     output: Annotated[str, Field(min_length=1)]
     index: Annotated[int, Field(ge=0)] | None = None
-    reduce: Literal["argmax", "max"] | None = None
+    axis: Annotated[int, Field(ge=0, le=7)] | None = None
+    reduce: Literal["argmax", "max", "min", "mean", "sum", "topk", "count_above"] | None = None
+    k: Annotated[int, Field(ge=1)] | None = None
+    threshold: float | None = None
     classes: list[str] | None = None
 
     @model_validator(mode="after")
     def _one_selector(self) -> OutputRef:
-        if self.index is not None and self.reduce is not None:
-            raise ValueError("give either index or reduce, not both")
+        if self.index is not None and self.reduce is not None and self.axis is None:
+            raise ValueError("give either index or reduce, not both (or axis + index + reduce)")
+        if self.axis is not None and (self.index is None or self.reduce is None):
+            raise ValueError("axis selects a slice: give index and reduce with it")
+        if (self.reduce == "topk") != (self.k is not None):
+            raise ValueError("reduce topk and k go together")
+        if (self.reduce == "count_above") != (self.threshold is not None):
+            raise ValueError("reduce count_above and threshold go together")
         return self
 
 

@@ -32,9 +32,11 @@ from pydantic import (
     StrictInt,
     ValidationError,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from edgecloud.core.errors import InvalidReading
 from edgecloud.core.jsonkeys import DuplicateKeyError, quotes, refuse_duplicates
+from edgecloud.core.tensors import TensorLimits, TensorValue, is_tensor_value, split_tensors
 
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 _ID_RE = re.compile(ID_PATTERN)
@@ -80,6 +82,7 @@ REASONS = (
     "device_mismatch",  # body device_id differs from the topic's
     "bad_timestamp",  # ts neither RFC 3339 nor epoch seconds, or outside the ts window
     "duplicate_key",  # a JSON object names the same key twice
+    "bad_tensor",  # a tensor value that is ragged, or a binary form that does not decode
 )
 
 DEFAULT_TS_MAX_PAST_S = 30 * 86400.0  # a device may deliver readings buffered up to 30 days
@@ -110,14 +113,21 @@ Value = Number | Annotated[list[Number], Field(min_length=1, max_length=MAX_ARRA
 
 
 class Reading(BaseModel):
-    """One device reading. (``device_id``, ``seq``) identifies it end to end."""
+    """One device reading. (``device_id``, ``seq``) identifies it end to end.
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    ``tensors``: the tensor values (nested arrays, binary form), decoded by ``split_tensors``
+    at parse time and kept out of ``values`` (never serialised: events carry their digests).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, arbitrary_types_allowed=True)
 
     device_id: Annotated[str, Field(pattern=ID_PATTERN)]
     seq: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
     ts: datetime
     values: Annotated[dict[ValueName, Value], Field(min_length=1, max_length=1024)]
+    tensors: SkipJsonSchema[Annotated[dict[str, TensorValue], Field(exclude=True)]] = Field(
+        default_factory=dict
+    )
 
 
 _topic_devices: dict[str, str] = {}  # topics already checked -> their device id
@@ -214,7 +224,8 @@ def _reason_for(exc: ValidationError) -> InvalidReading:
     return InvalidReading("wrong_type", f"{loc}: {err['msg']}")
 
 
-_FIELDS_SET = frozenset(("device_id", "seq", "ts", "values"))
+_FIELDS_SET = frozenset(("device_id", "seq", "ts", "values", "tensors"))
+_NO_TENSORS: dict[str, TensorValue] = {}  # shared by readings without tensors (never mutated)
 _KNOWN_MAX = 100_000
 _known_ids: set[str] = set()  # device ids and value names already matched: skip the regex
 _known_names: set[str] = set()
@@ -250,18 +261,30 @@ def _fast_numbers(items: Any) -> bool:
     return True
 
 
-def _construct(device_id: str, seq: int, ts: datetime, values: dict[str, Any]) -> Reading:
+def _construct(
+    device_id: str,
+    seq: int,
+    ts: datetime,
+    values: dict[str, Any],
+    tensors: dict[str, TensorValue] = _NO_TENSORS,
+) -> Reading:
     """What ``Reading.model_construct`` builds, without its generic per-field work (~4x)."""
     r = Reading.__new__(Reading)
     set_ = object.__setattr__
-    set_(r, "__dict__", {"device_id": device_id, "seq": seq, "ts": ts, "values": values})
+    set_(
+        r,
+        "__dict__",
+        {"device_id": device_id, "seq": seq, "ts": ts, "values": values, "tensors": tensors},
+    )
     set_(r, "__pydantic_fields_set__", set(_FIELDS_SET))
     set_(r, "__pydantic_extra__", None)
     set_(r, "__pydantic_private__", None)
     return r
 
 
-def _fast_reading(body: dict[str, Any], ts: datetime) -> Reading | None:
+def _fast_reading(
+    body: dict[str, Any], ts: datetime, tensors: dict[str, TensorValue] = _NO_TENSORS
+) -> Reading | None:
     """The ``Reading`` of ``body`` when it is plainly valid, else None (the reference decides).
 
     Accepts only what ``Reading.model_validate`` plus ``_check_finite`` accept, with equal
@@ -291,28 +314,43 @@ def _fast_reading(body: dict[str, Any], ts: datetime) -> Reading | None:
             scalars.append(v)
     if not _fast_numbers(scalars):
         return None
-    return _construct(device_id, seq, ts, values)
+    return _construct(device_id, seq, ts, values, tensors)
+
+
+def _take_tensors(body: dict[str, Any], limits: TensorLimits | None) -> dict[str, TensorValue]:
+    """Move the tensor values of ``body["values"]`` out (see ``core.tensors``). A reading of
+    tensors only keeps an empty ``values``; one with no value at all is refused as before."""
+    values = body.get("values")
+    if type(values) is not dict or not any(is_tensor_value(v) for v in values.values()):
+        return _NO_TENSORS
+    if len(values) > 1024:
+        return _NO_TENSORS  # the model's max_length refuses it
+    rest, tensors = split_tensors(values, limits)
+    body["values"] = rest
+    return tensors
 
 
 def parse_reading(
     topic: str | None,
     payload: bytes,
     max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    tensor_limits: TensorLimits | None = None,
 ) -> Reading:
     """Validate one telemetry payload; ``topic`` None skips the topic check."""
-    return _parse(topic, payload, max_bytes, fast=True)
+    return _parse(topic, payload, max_bytes, fast=True, tensor_limits=tensor_limits)
 
 
 def parse_reading_reference(
     topic: str | None,
     payload: bytes,
     max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    tensor_limits: TensorLimits | None = None,
 ) -> Reading:
     """``parse_reading`` with every payload validated by the pydantic model (tests compare)."""
-    return _parse(topic, payload, max_bytes, fast=False)
+    return _parse(topic, payload, max_bytes, fast=False, tensor_limits=tensor_limits)
 
 
-def _orjson_fast(payload: bytes) -> Reading | None:
+def _orjson_fast(payload: bytes, tensor_limits: TensorLimits | None) -> Reading | None:
     """The reading of a plainly valid payload parsed by orjson (~4x faster than json), or None
     (anything unusual: the json path then decides, with its reason and detail). orjson and json
     read every value the same way except integer literals beyond 64 bits (orjson: a float), which
@@ -325,8 +363,11 @@ def _orjson_fast(payload: bytes) -> Reading | None:
         return None
     try:
         ts = _parse_ts(body["ts"])
+        tensors = _take_tensors(body, tensor_limits)
     except InvalidReading:
         return None
+    if tensors:
+        return None  # tensor values: the json path decides (duplicate keys, the values check)
     reading = _fast_reading(body, ts)
     if reading is None or payload.count(b'"') != _fast_quotes(body):
         return None  # a repeated key (or an escaped quote): the json path decides
@@ -342,12 +383,19 @@ def _fast_quotes(body: dict[str, Any]) -> int:
     return n
 
 
-def _parse(topic: str | None, payload: bytes, max_bytes: int, *, fast: bool) -> Reading:
+def _parse(
+    topic: str | None,
+    payload: bytes,
+    max_bytes: int,
+    *,
+    fast: bool,
+    tensor_limits: TensorLimits | None = None,
+) -> Reading:
     if len(payload) > max_bytes:
         raise InvalidReading("too_large", f"payload is {len(payload)} bytes, limit {max_bytes}")
     topic_device = device_id_from_topic(topic) if topic is not None else None
     if fast:
-        quick = _orjson_fast(payload)
+        quick = _orjson_fast(payload, tensor_limits)
         if quick is not None and (topic_device is None or quick.device_id == topic_device):
             return quick
     try:
@@ -366,13 +414,19 @@ def _parse(topic: str | None, payload: bytes, max_bytes: int, *, fast: bool) -> 
     if "ts" not in body:
         raise InvalidReading("missing_field", "field 'ts' is required")
     body["ts"] = _parse_ts(body["ts"])
-    reading = _fast_reading(body, body["ts"]) if fast else None
+    tensors = _take_tensors(body, tensor_limits)
+    only_tensors = bool(tensors) and not body["values"]
+    reading = _fast_reading(body, body["ts"], tensors) if fast and not only_tensors else None
     if reading is None:
+        # a reading of tensors only is validated with a stand-in value, then built without it
+        checked = {**body, "values": {"_": 0}} if only_tensors else body
         try:
-            reading = Reading.model_validate(body)
+            reading = Reading.model_validate({**checked, "tensors": tensors})
         except ValidationError as exc:
             raise _reason_for(exc) from exc
         _check_finite(reading)
+        if only_tensors:
+            reading = _construct(reading.device_id, reading.seq, reading.ts, {}, tensors)
     if topic_device is not None and reading.device_id != topic_device:
         raise InvalidReading(
             "device_mismatch",

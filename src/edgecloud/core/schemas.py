@@ -8,7 +8,26 @@ from typing import Any
 
 from edgecloud.core.events import EVENT_ADAPTER
 from edgecloud.core.readings import Reading
+from edgecloud.core.tensors import TENSOR_DTYPES
 
+TENSOR_SCHEMAS: list[dict[str, Any]] = [
+    {
+        "type": "array",
+        "items": {"type": "array"},
+        "description": "a tensor: nested arrays of numbers (rank >= 2, rectangular)",
+    },
+    {
+        "type": "object",
+        "description": "a tensor in binary form: raw little-endian bytes, base64",
+        "properties": {
+            "dtype": {"enum": list(TENSOR_DTYPES)},
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+            "b64": {"type": "string", "contentEncoding": "base64"},
+        },
+        "required": ["dtype", "shape", "b64"],
+        "additionalProperties": False,
+    },
+]
 SCHEMA_FILES = {"event.v1.json": "event", "reading.v1.json": "reading"}
 
 
@@ -27,6 +46,8 @@ def render(kind: str) -> str:
             "title": "Ts",
             "description": "RFC 3339 string or epoch seconds",
         }
+        for value in schema["properties"]["values"]["patternProperties"].values():
+            value["anyOf"].extend(TENSOR_SCHEMAS)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 

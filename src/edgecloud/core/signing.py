@@ -24,12 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from edgecloud.core.errors import SignatureError
-from edgecloud.core.manifest import MANIFEST_FILE, SIGNATURE_FILE, Bundle, open_bundle
+from edgecloud.core.manifest import MANIFEST_FILE, SIGNATURE_FILE, Bundle, open_bundle, safe_member
 
 ALGORITHM = "ed25519"
 PublicKeyLike = str | bytes | Ed25519PublicKey
@@ -202,6 +203,30 @@ def _write_sha256(manifest_path: Path, digest: str) -> None:
         else text.rstrip("\n") + f"\n{line}\n"
     )
     manifest_path.write_text(text)
+
+
+def fill_sha256(folder: Path) -> str | None:
+    """Write the model file's sha256 into a manifest that names a ``file`` but has no
+    ``sha256`` (``model push`` does this); the digest written, or None when nothing was to do.
+    A manifest whose ``sha256`` is wrong is left alone (refused as a mismatch, unless signing
+    with ``fix_sha256``)."""
+    path = safe_member(folder, MANIFEST_FILE)
+    try:
+        raw = yaml.safe_load(path.read_bytes())
+    except (OSError, yaml.YAMLError):
+        return None  # open_bundle says why
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("file"), str)
+        or raw.get("sha256") not in (None, "")
+    ):
+        return None
+    model = safe_member(folder, raw["file"])
+    if not model.is_file():
+        return None
+    digest = file_sha256(model)
+    _write_sha256(path, digest)
+    return digest
 
 
 def sign_bundle(folder: Path, key: Ed25519PrivateKey, *, fix_sha256: bool = False) -> Signature:

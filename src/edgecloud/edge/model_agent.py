@@ -31,7 +31,7 @@ from edgecloud.edge.inference.port import InferenceBackend
 from edgecloud.edge.model import ModelHolder
 from edgecloud.edge.model_fetch import CloudClient, unpack
 from edgecloud.edge.model_settings import ModelAgentSettings
-from edgecloud.edge.model_shadow import ShadowTap, gate_failure, run_shadow
+from edgecloud.edge.model_shadow import ShadowTap, gate_failure, run_shadow, shadow_case
 from edgecloud.edge.model_state import Installed, ModelAgentState
 
 log = logging.getLogger(__name__)
@@ -175,8 +175,8 @@ class ModelAgent:
             stats = run_shadow(tap, candidate, want, self.s.shadow_timeout_s, self.stopping)
             metrics = stats.metrics()
             metrics["shadow_dropped"] = float(tap.dropped)
-            self.report(t, "shadow", None, metrics)
-            why = gate_failure(metrics, gates, want)
+            self.report(t, "shadow", shadow_case(metrics), metrics)
+            why = gate_failure(metrics, gates, want, self.s.shadow_timeout_s)
             if why is not None or self.stopping.is_set():
                 self.holder.swap(active, source=self.holder.status.source)
                 candidate.close()

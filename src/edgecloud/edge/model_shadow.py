@@ -4,6 +4,12 @@
 model's outcomes (so what the node publishes does not change) and queues each batch, without
 blocking, for the model agent's thread, which runs the candidate on it and compares. A full
 queue drops batches from the comparison, never readings from the data path.
+
+Each shadow reading is one of: compared (both models served it: agreement, score drift),
+candidate only (the active model failed on it: a candidate of another kind of model, fed
+readings the active one cannot take), or a candidate error. Where nothing could be compared
+the gates are the candidate's own (error rate, latency, score distribution and anomaly rate),
+and ``shadow_case`` / ``gate_failure`` say which case applied.
 """
 
 from __future__ import annotations
@@ -51,21 +57,31 @@ class ShadowStats:
     errors: int = 0
     drift_sum: float = 0.0
     drift_n: int = 0
+    candidate_only: int = 0  # the active model failed on it, the candidate served it
+    active_failed: int = 0
+    anomalies: int = 0  # the candidate's anomaly flags
+    scores: list[float] = field(default_factory=list)  # the candidate's scores
     latencies_ms: list[float] = field(default_factory=list)
 
     @property
     def readings(self) -> int:
-        return self.compared + self.errors
+        return self.compared + self.errors + self.candidate_only
 
     def add(self, active: Sequence[Outcome], candidate: Sequence[Outcome], seconds: float) -> None:
         per_reading = seconds * 1000.0 / max(1, len(candidate))
         for a, c in zip(active, candidate, strict=True):
             self.latencies_ms.append(per_reading)
+            if not isinstance(a, InferenceResult):
+                self.active_failed += 1
             if not isinstance(c, InferenceResult):
                 self.errors += 1
                 continue
+            self.anomalies += c.anomaly
+            if c.score is not None:
+                self.scores.append(c.score)
             if not isinstance(a, InferenceResult):
-                continue  # the active model failed on it: nothing to compare with
+                self.candidate_only += 1  # nothing to compare with: the candidate's own gates
+                continue
             self.compared += 1
             self.agreed += a.anomaly == c.anomaly
             if a.score is not None and c.score is not None:
@@ -73,14 +89,28 @@ class ShadowStats:
                 self.drift_n += 1
 
     def metrics(self) -> dict[str, float]:
+        """Agreement and score drift only where readings were compared (a gate on a metric
+        that is absent does not apply, here and in the cloud)."""
+        served = self.compared + self.candidate_only
         out = {
             "readings": float(self.readings),
-            "agreement": self.agreed / self.compared if self.compared else 0.0,
+            "compared": float(self.compared),
+            "candidate_only": float(self.candidate_only),
+            "active_failed": float(self.active_failed),
             "error_rate": self.errors / self.readings if self.readings else 0.0,
             "latency_p99_ms": round(_p99(self.latencies_ms), 3),
         }
+        if self.compared:
+            out["agreement"] = self.agreed / self.compared
         if self.drift_n:
             out["score_drift"] = self.drift_sum / self.drift_n
+        if served:
+            out["anomaly_rate"] = self.anomalies / served
+        if self.scores:
+            arr = sorted(self.scores)
+            out["score_mean"] = sum(arr) / len(arr)
+            out["score_p50"] = arr[len(arr) // 2]
+            out["score_p99"] = _p99(arr)
         return out
 
 
@@ -107,19 +137,50 @@ def run_shadow(
     return stats
 
 
-def gate_failure(metrics: dict[str, float], gates: dict[str, float], want: int) -> str | None:
+def shadow_case(metrics: dict[str, float]) -> str:
+    """Which gates applied, in words (the ``shadow`` report's detail, and gate messages)."""
+    compared = int(metrics.get("compared", 0))
+    alone = int(metrics.get("candidate_only", 0))
+    errors = round(metrics.get("error_rate", 0.0) * metrics.get("readings", 0.0))
+    if compared and alone:
+        return (
+            f"compared with the active model on {compared} readings; the active model failed "
+            f"on {alone} more, which the candidate served"
+        )
+    if compared:
+        return f"compared with the active model on {compared} readings"
+    if alone:
+        return (
+            f"candidate alone: the active model failed on all {alone} readings it served "
+            "(another kind of model): gated on its own error rate, latency and scores"
+        )
+    if errors:
+        return f"the candidate failed on all {errors} readings"
+    return "no readings"
+
+
+def gate_failure(
+    metrics: dict[str, float], gates: dict[str, float], want: int, timeout_s: float | None = None
+) -> str | None:
     """Why the candidate may not be promoted, or None."""
-    if metrics.get("readings", 0.0) < want:
-        return f"shadow saw {metrics.get('readings', 0.0):.0f} of {want} readings in time"
+    seen = metrics.get("readings", 0.0)
+    if seen < want:
+        within = f" within {timeout_s:g} s" if timeout_s is not None else " in time"
+        dropped = int(metrics.get("shadow_dropped", 0))
+        why = "no readings reached the candidate" if seen == 0 else shadow_case(metrics)
+        if dropped:
+            why += f"; {dropped} readings were dropped from a full shadow queue"
+        return f"shadow saw {seen:.0f} of {want} readings{within} ({why})"
     for metric, gate, low in (
         ("agreement", "min_agreement", True),
         ("score_drift", "max_score_drift", False),
         ("error_rate", "max_error_rate", False),
         ("latency_p99_ms", "max_latency_ms", False),
+        ("anomaly_rate", "max_anomaly_rate", False),
     ):
         if metric not in metrics or gate not in gates:
             continue
         value, limit = metrics[metric], float(gates[gate])
         if (value < limit) if low else (value > limit):
-            return f"shadow gate {metric}: {value:.4g} (limit {limit:g})"
+            return f"shadow gate {metric}: {value:.4g} (limit {limit:g}; {shadow_case(metrics)})"
     return None

@@ -41,9 +41,42 @@ def test_shadow_stats_and_gates() -> None:
     gates = {"min_agreement": 0.6, "max_score_drift": 0.5, "max_error_rate": 0.3}
     assert gate_failure(m, gates, 4) is None
     assert gate_failure(m, {**gates, "min_agreement": 0.9}, 4) == (
-        "shadow gate agreement: 0.6667 (limit 0.9)"
+        "shadow gate agreement: 0.6667 (limit 0.9; compared with the active model on 3 readings)"
     )
-    assert gate_failure(m, gates, 10) == "shadow saw 4 of 10 readings in time"
+    assert gate_failure(m, gates, 10, 300) == (
+        "shadow saw 4 of 10 readings within 300 s (compared with the active model on 3 readings)"
+    )
+
+
+def test_shadow_across_model_kinds_gates_on_the_candidate_alone() -> None:
+    """The active model cannot take the new kind of reading: the candidate's own gates."""
+    stats = ShadowStats()
+    active: list[Outcome] = [InferenceFailure("value_missing", "no 'temperature'")] * 4
+    cand: list[Outcome] = [res(0.2, False), res(0.4, False), res(0.9, True), res(0.3, False)]
+    stats.add(active, cand, 0.004)
+    m = stats.metrics()
+    assert m["readings"] == 4.0 and m["candidate_only"] == 4.0 and m["active_failed"] == 4.0
+    assert "agreement" not in m and "score_drift" not in m  # nothing to compare with
+    assert m["anomaly_rate"] == 0.25 and m["score_mean"] == pytest.approx(0.45)
+    assert m["score_p50"] == 0.4 and m["score_p99"] == 0.9
+    gates = {"min_agreement": 0.9, "max_score_drift": 0.1, "max_error_rate": 0.01}
+    assert gate_failure(m, gates, 4) is None  # the default gates pass (agreement n/a)
+    assert gate_failure(m, {**gates, "max_anomaly_rate": 0.1}, 4) == (
+        "shadow gate anomaly_rate: 0.25 (limit 0.1; candidate alone: the active model failed "
+        "on all 4 readings it served (another kind of model): gated on its own error rate, "
+        "latency and scores)"
+    )
+    failing = ShadowStats()
+    failing.add(active, [InferenceFailure("wrong_shape", "x")] * 4, 0.004)
+    fm = failing.metrics()
+    assert fm["error_rate"] == 1.0 and fm["active_failed"] == 4.0
+    assert gate_failure(fm, gates, 4) == (
+        "shadow gate error_rate: 1 (limit 0.01; the candidate failed on all 4 readings)"
+    )
+    assert gate_failure(ShadowStats().metrics() | {"shadow_dropped": 7.0}, gates, 50, 300) == (
+        "shadow saw 0 of 50 readings within 300 s (no readings reached the candidate; "
+        "7 readings were dropped from a full shadow queue)"
+    )
 
 
 class Fixed:

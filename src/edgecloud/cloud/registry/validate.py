@@ -4,7 +4,11 @@ Each failure is a ``ValidationFailed`` with a stable ``reason``: the manifest's 
 (``core.manifest.REASONS``), ``link`` (a symlink in the bundle), ``onnx_invalid`` (the ONNX
 checker refused the file), ``external_data`` (tensors kept outside the ONNX file; refused,
 their bytes would not be covered by the signature), ``unsafe_path`` (external data that
-would leave the bundle), ``sha256_mismatch``, ``unsigned``, ``bad_signature``, ``unknown_key``.
+would leave the bundle), ``sha256_mismatch``, ``unsigned``, ``bad_signature``, ``unknown_key``,
+and the edge's own refusal reasons (``core.inference.REFUSAL_REASONS``: ``input_not_covered``,
+``unknown_input``, ``unknown_output``, ``dtype``, ``shape``): the input plan and output map
+the edge builds at load are built here from the ONNX graph's declared inputs and outputs, so
+nothing is registered that every edge node would refuse.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from typing import Any
 
 from edgecloud.adapters.onnx import check_model, describe_model, external_data_locations
 from edgecloud.core.errors import InvalidManifest, ModelError, SignatureError, ValidationFailed
+from edgecloud.core.inference import ModelRefused
 from edgecloud.core.manifest import Bundle, ManifestLimits, open_bundle, safe_member
+from edgecloud.core.outputs import OutputMap
+from edgecloud.core.plan import build_plan
 from edgecloud.core.signing import Signature, TrustedKeys, check_file_digest, verify_bundle
 
 
@@ -58,6 +65,13 @@ def _check_onnx(bundle: Bundle) -> dict[str, Any]:
         for folder in (bundle.folder.resolve(), bundle.folder):
             detail = detail.replace(f"{folder}/", "")
         raise ValidationFailed("onnx_invalid", detail) from exc
+    try:
+        build_plan(bundle.manifest, inputs, outputs)
+        OutputMap.build(bundle.manifest, outputs)
+    except ModelRefused as exc:
+        raise ValidationFailed(
+            exc.reason, f"every edge node would refuse {bundle.manifest.ref}: {exc.detail}"
+        ) from exc
     return {
         "inputs": [i.describe() for i in inputs],
         "outputs": [o.describe() for o in outputs],

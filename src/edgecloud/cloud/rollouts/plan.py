@@ -24,6 +24,9 @@ class Gates(BaseModel):
     max_score_drift: float = Field(0.1, ge=0, description="largest mean |score change|")
     max_error_rate: float = Field(0.01, ge=0, le=1, description="failed inferences / readings")
     max_latency_ms: float = Field(100.0, gt=0, description="candidate p99 inference latency")
+    max_anomaly_rate: float = Field(
+        1.0, ge=0, le=1, description="candidate anomaly flags / readings it served"
+    )
     wave_timeout_s: float = Field(600.0, gt=0, description="a wave fails when not done by then")
     offline_after_s: float = Field(
         30.0, gt=0, description="a node silent this long does not block its wave"
@@ -78,6 +81,7 @@ def verdict(node: NodeView, gates: Gates) -> tuple[Verdict, str | None]:
         ("score_drift", gates.max_score_drift, False),
         ("error_rate", gates.max_error_rate, False),
         ("latency_p99_ms", gates.max_latency_ms, False),
+        ("anomaly_rate", gates.max_anomaly_rate, False),
     ):
         value = m.get(name)
         if value is None:

@@ -15,9 +15,9 @@ from edgecloud.adapters.onnx import OnnxSession
 from edgecloud.core.errors import ModelError
 from edgecloud.core.events import InferenceResult, ModelRef
 from edgecloud.core.manifest import Bundle
+from edgecloud.core.outputs import OutputMap, row_of
+from edgecloud.core.plan import Array, FeedPlan, build_plan
 from edgecloud.core.readings import Reading
-from edgecloud.edge.inference.outputs import OutputMap, row_of
-from edgecloud.edge.inference.plan import Array, FeedPlan, build_plan
 from edgecloud.edge.inference.port import InferenceFailure, ModelRefused, Outcome
 from edgecloud.edge.inference.settings import InferenceSettings
 
@@ -113,7 +113,7 @@ class OnnxBackend:
         for rnd in rounds:
             groups: dict[tuple[int, ...], list[Item]] = {}
             for item in rnd:
-                groups.setdefault(tuple(a.shape[0] for a in item[2].values()), []).append(item)
+                groups.setdefault(tuple(a.shape for a in item[2].values()), []).append(item)
             for group in groups.values():
                 chunks.extend(group[i : i + size] for i in range(0, len(group), size))
         return chunks

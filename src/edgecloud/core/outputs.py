@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from edgecloud.adapters.onnx import TensorInfo
+from edgecloud.core.inference import InferenceFailure, ModelRefused
 from edgecloud.core.manifest import Manifest, OutputRef, Rule
-from edgecloud.edge.inference.plan import symbolic
-from edgecloud.edge.inference.port import InferenceFailure, ModelRefused
+from edgecloud.core.plan import symbolic
+from edgecloud.core.tensors import TensorInfo
 
 RAW_OUTPUT_MAX = 16  # outputs with at most this many values per reading go into the event
 
@@ -52,14 +52,16 @@ class Selector:
     def pick_column(self, rows: np.ndarray[Any, Any]) -> list[Any] | np.ndarray[Any, Any]:
         """The selected value of each row of ``rows`` [n, values per reading]."""
         ref = self.ref
+        width = rows.shape[1]
+        if ref.reduce is not None and width == 0:
+            raise BadOutput(f"{ref.output} has no values to {ref.reduce}")
         if ref.reduce == "argmax":
             idx = rows.argmax(axis=1).tolist()
             if ref.classes:
                 return [ref.classes[i] if i < len(ref.classes) else i for i in idx]
             return list(idx)
-        if ref.reduce == "max":
-            return np.asarray(rows.max(axis=1))
-        width = rows.shape[1]
+        if ref.reduce is not None:
+            return _reduce(rows, ref)
         if ref.index is not None:
             if ref.index >= width:
                 raise BadOutput(f"{ref.output}[{ref.index}] but it has {width} values")
@@ -71,6 +73,41 @@ class Selector:
         if self.role == "label" and ref.classes and col.dtype.kind in "iu":
             return [ref.classes[i] if 0 <= i < len(ref.classes) else i for i in col.tolist()]
         return col if self.role != "label" else col.tolist()
+
+    def rows_of(self, arr: Any, n: int) -> np.ndarray[Any, Any]:
+        """The output as [n, values per reading], after ``axis`` / ``index`` took a slice."""
+        ref = self.ref
+        if ref.axis is None:
+            return _rows(arr, n)
+        a = np.asarray(arr)
+        parts = a if a.ndim >= 1 and a.shape[0] == n else np.broadcast_to(a, (n, *a.shape))
+        if ref.axis >= parts.ndim - 1:
+            raise BadOutput(f"{ref.output} has {parts.ndim - 1} axes per reading, not {ref.axis}")
+        size = parts.shape[1 + ref.axis]
+        if ref.index is None or ref.index >= size:
+            raise BadOutput(f"{ref.output}: index {ref.index} of axis {ref.axis} ({size} long)")
+        sliced: np.ndarray[Any, Any] = np.take(parts, ref.index, axis=1 + ref.axis)
+        return sliced.reshape(n, -1)
+
+
+def _reduce(rows: np.ndarray[Any, Any], ref: OutputRef) -> np.ndarray[Any, Any]:
+    if ref.reduce == "max":
+        return np.asarray(rows.max(axis=1))
+    if ref.reduce == "min":
+        return np.asarray(rows.min(axis=1))
+    if ref.reduce == "mean":
+        return np.asarray(rows.mean(axis=1, dtype=np.float64))
+    if ref.reduce == "sum":
+        return np.asarray(rows.sum(axis=1, dtype=np.float64))
+    if ref.reduce == "count_above":
+        assert ref.threshold is not None
+        return np.asarray((rows > ref.threshold).sum(axis=1), np.float64)
+    assert ref.reduce == "topk" and ref.k is not None
+    width = rows.shape[1]
+    if ref.k > width:
+        raise BadOutput(f"{ref.output}: top {ref.k} of {width} values")
+    top = np.partition(rows, width - ref.k, axis=1)[:, width - ref.k :]
+    return np.asarray(top.mean(axis=1, dtype=np.float64))
 
 
 def _label(v: Any) -> str | int:
@@ -106,8 +143,10 @@ class OutputMap:
                 )
             if role != "label" and info.dtype.kind not in "fiub":
                 raise ModelRefused("dtype", f"{role}: output {info.describe()} is not numeric")
+            if ref.axis is not None and info.shape and ref.axis >= len(info.shape):
+                raise ModelRefused("shape", f"{role}: axis {ref.axis} of {info.describe()}")
             size = _static_row_size(info)
-            if size is not None and ref.reduce is None:
+            if size is not None and ref.reduce is None and ref.axis is None:
                 if ref.index is None and size != 1:
                     raise ModelRefused(
                         "shape",
@@ -153,9 +192,8 @@ class OutputMap:
         ``failed`` holds the readings that failed alone (a non-finite score or confidence)."""
         cols = Columns({}, None, {}, [])
         for s in self.selectors:
-            rows = _rows(outs[s.ref.output], n)
             try:
-                column = s.pick_column(rows)
+                column = s.pick_column(s.rows_of(outs[s.ref.output], n))
             except BadOutput as exc:
                 return InferenceFailure("bad_output", str(exc))
             if s.role == "label":

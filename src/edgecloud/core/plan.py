@@ -1,5 +1,8 @@
 """How each model input is filled from readings: decided once at load, applied per batch.
 
+Shared by the edge backend (at load) and the cloud registry (at push, from the ONNX graph's
+declared inputs), so that both refuse a manifest with the same reason codes.
+
 For every ONNX input the plan knows the manifest's source, the model's dtype and shape, and
 whether the leading axis is a batch axis. A model whose per-reading inputs all have a symbolic
 leading dim runs a whole batch in one call (``dynamic``); otherwise one reading per call
@@ -16,18 +19,20 @@ from typing import Any
 
 import numpy as np
 
-from edgecloud.adapters.onnx import Dim, TensorInfo
+from edgecloud.core.inference import InferenceFailure, ModelRefused
 from edgecloud.core.manifest import (
     ArrayInput,
     ConstantInput,
     InputSpec,
     Manifest,
     StateInput,
+    TensorInput,
     ValuesInput,
     Zeros,
 )
+from edgecloud.core.preprocess import check_image_plan, prepare_tensor
 from edgecloud.core.readings import Reading
-from edgecloud.edge.inference.port import InferenceFailure, ModelRefused
+from edgecloud.core.tensors import Dim, TensorInfo
 
 Array = np.ndarray[Any, Any]
 
@@ -116,6 +121,20 @@ def _array(info: TensorInfo, spec: ArrayInput, dtype: np.dtype[Any]) -> InputPla
     return InputPlan(info.name, spec, dtype, batched, dynamic, row)
 
 
+def _tensor(info: TensorInfo, spec: TensorInput, dtype: np.dtype[Any]) -> InputPlan:
+    if dtype.kind not in "fiub":
+        raise _refuse("dtype", info, f"{dtype.name} cannot be made from a tensor value")
+    shape = info.shape
+    if not shape:
+        raise _refuse("shape", info, f"a scalar input cannot take the tensor {spec.value!r}")
+    batched = len(shape) >= 2 and (symbolic(shape[0]) or shape[0] == 1)
+    row = shape[1:] if batched else shape
+    why = check_image_plan(spec, row, dtype)
+    if why is not None:
+        raise _refuse(why[0], info, why[1])
+    return InputPlan(info.name, spec, dtype, batched, batched and symbolic(shape[0]), row)
+
+
 def _shaped(info: TensorInfo, value: Array, what: str) -> tuple[bool, bool, tuple[Dim, ...]]:
     batched, dynamic = _leading(info, value.ndim)
     row = info.shape[1:] if batched else info.shape
@@ -169,11 +188,20 @@ class FeedPlan:
     def state_inputs(self) -> list[InputPlan]:
         return [p for p in self.inputs if isinstance(p.spec, StateInput)]
 
+    @property
+    def has_tensors(self) -> bool:
+        return any(isinstance(p.spec, TensorInput) for p in self.inputs)
+
     def extract(self, reading: Reading) -> dict[str, Array] | InferenceFailure:
-        """The reading's own data for each values / array input (not yet batched)."""
+        """The reading's own data for each values / array / tensor input (not yet batched)."""
         rows: dict[str, Array] = {}
         for p in self.inputs:
-            if isinstance(p.spec, ValuesInput):
+            if isinstance(p.spec, TensorInput):
+                t = prepare_tensor(p.spec, p.row, p.dtype, reading)
+                if isinstance(t, tuple):
+                    return InferenceFailure(*t)
+                rows[p.name] = t
+            elif isinstance(p.spec, ValuesInput):
                 nums: list[float] = []
                 for name in p.spec.names:
                     v = reading.values.get(name)
@@ -205,6 +233,8 @@ class FeedPlan:
         in one numpy call per input; None when any reading lacks a value, has a number where an
         array is needed (or the reverse), or arrays differ in length or do not fit a static last
         dim. ``extract`` then takes the batch reading by reading and says which and why."""
+        if self.has_tensors:
+            return None  # tensors are prepared reading by reading (``extract``)
         cols: dict[str, Array] = {}
         n = len(readings)
         get: Any
@@ -238,7 +268,7 @@ class FeedPlan:
         stacked = {
             p.name: np.stack([r[p.name] for r in rows])
             for p in self.inputs
-            if isinstance(p.spec, ValuesInput | ArrayInput)
+            if isinstance(p.spec, ValuesInput | ArrayInput | TensorInput)
         }
         return self.stacked_feeds(stacked, len(rows), states)
 
@@ -254,6 +284,8 @@ class FeedPlan:
                 arr = np.repeat(p.value[None, ...], n, axis=0) if p.batched else p.value
             elif isinstance(p.spec, StateInput):
                 arr = np.stack([s[p.name] for s in states]) if p.batched else states[0][p.name]
+            elif isinstance(p.spec, TensorInput):
+                arr = stacked[p.name] if p.batched else stacked[p.name][0]
             else:
                 col = stacked[p.name].astype(p.dtype, copy=False)
                 row = p.concrete_row(last=col.shape[1]) if p.row else ()
@@ -289,6 +321,8 @@ def build_plan(
             plans.append(_values(info, spec, info.dtype))
         elif isinstance(spec, ArrayInput):
             plans.append(_array(info, spec, info.dtype))
+        elif isinstance(spec, TensorInput):
+            plans.append(_tensor(info, spec, info.dtype))
         elif isinstance(spec, ConstantInput):
             plans.append(_constant(info, spec, info.dtype))
         else:
