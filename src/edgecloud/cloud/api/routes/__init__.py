@@ -16,6 +16,7 @@ from edgecloud.cloud.api.routes import (
     metrics,
     models,
     nodes,
+    registry,
     rollouts,
     tokens,
 )
@@ -24,6 +25,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     metrics.router,
     dashboard.router,
+    registry.router,  # before devices.router: /registry is not a device id there
     devices.router,
     aggregates.router,
     anomalies.router,
@@ -34,4 +36,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     models.keys_router,
     rollouts.router,
     desired.router,
+    registry.node_router,
 )
