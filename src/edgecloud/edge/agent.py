@@ -100,6 +100,7 @@ class Agent:
         self._in_flight: dict[Key, tuple[datetime, dict[str, Any]]] = {}
         self._writer_thread = threading.Thread(target=self._writer, name="writer", daemon=True)
         self.model_agent: Any = None  # follows the cloud's desired model (issue 6)
+        self.device_agent: Any = None  # applies the registry's devices to the broker (issue 16)
 
     # --- state for heartbeats / healthz ----------------------------------------------------
     @property
@@ -155,6 +156,9 @@ class Agent:
         from edgecloud.edge.model_agent import maybe_start
 
         self.model_agent = maybe_start(self.holder, self._publish_text, self.inference_settings)
+        from edgecloud.edge import device_agent
+
+        self.device_agent = self._retry(device_agent.maybe_start)
         self._housekeeping.start()
         if self._tune_gc:  # core/gctune.py
             tune_gc()
@@ -204,6 +208,7 @@ class Agent:
             self._stop_http,
             self.publisher.stop,
             self._stop_model_agent,
+            self._stop_device_agent,
             self.holder.close,
             self.store.close,
         ):
@@ -222,6 +227,10 @@ class Agent:
     def _stop_model_agent(self) -> None:
         if self.model_agent is not None:
             self.model_agent.stop()
+
+    def _stop_device_agent(self) -> None:
+        if self.device_agent is not None:
+            self.device_agent.stop()
 
     def _stop_http(self) -> None:
         if self._http is not None:
