@@ -192,3 +192,32 @@ def test_offline_node_keeps_its_set_and_catches_up(fleet: Fleet) -> None:
         assert fleet.accepted("pump-01", pw["pump-01"])
     finally:
         agent.stop()
+
+
+def test_five_thousand_devices_in_bulk_are_all_applied(fleet: Fleet) -> None:
+    from edgecloud.adapters.dynsec import DynsecControl
+    from edgecloud.adapters.mqtt import MqttConfig
+
+    ids = [f"bulk-{i:05d}" for i in range(5000)]
+    passwords: dict[str, str] = {}
+    for i in range(0, len(ids), 500):  # as `edgecloud device add --from` sends them
+        passwords.update(fleet.add(*ids[i : i + 500]))
+    assert len(passwords) == 5000
+    user, pw = fleet.infra.mqtt_account("edge-agent")
+    control = DynsecControl(MqttConfig(port=fleet.infra.mqtt_port, username=user, password=pw))
+    control.start()
+    agent = fleet.agent()
+    try:
+
+        def clients() -> int:
+            [answer] = control.send([{"command": "listClients", "count": 1}])
+            return int(answer["data"]["totalCount"])
+
+        wait_until(lambda: clients() == 5000, 600, "5,000 devices applied", interval=2.0)
+        lines = fleet.infra.mosquitto.password_file.read_text().splitlines()
+        assert sum(ln.startswith("bulk-") for ln in lines) == 5000
+        for device in (ids[0], ids[2500], ids[-1]):
+            assert fleet.accepted(device, passwords[device])
+    finally:
+        agent.stop()
+        control.close()
