@@ -11,8 +11,10 @@ import typer
 from edgecloud.cli import (
     bench,
     bridge,
+    ca,
     cloud,
     dev,
+    device,
     edge,
     fleet,
     keys,
@@ -43,6 +45,8 @@ app.add_typer(fleet.app, name="fleet")
 app.add_typer(keys.app, name="keys")
 app.add_typer(token.app, name="token")
 app.add_typer(bench.app, name="bench")
+app.add_typer(device.app, name="device")
+app.add_typer(ca.app, name="ca")
 app.command("simulate")(simulate.simulate)
 app.command("label")(learn.label)
 model.app.command("retrain")(learn.retrain)

@@ -8,6 +8,7 @@ by hand so that ``dev`` needs no MQTT SDK (import-linter keeps paho in ``adapter
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -23,6 +24,22 @@ from edgecloud.dev import process
 from edgecloud.dev.base import HOST, Ports, Service, chown_tree, repo_deploy_dir, run_as
 
 OS_USER = "mosquitto"
+DYNSEC_PLUGIN = "mosquitto_dynamic_security.so"
+# The plugin's file before the agent adds devices: no clients, and a default ACL that denies
+# a device client everything its role does not allow: publishing, subscribing AND receiving
+# (the plugin's own default lets a client receive whatever it subscribed to). Accounts that
+# are not dynsec clients (agent, bridge...) are decided by the ACL file.
+DYNSEC_EMPTY = {
+    "defaultACLAccess": {
+        "publishClientSend": False,
+        "publishClientReceive": False,
+        "subscribe": False,
+        "unsubscribe": True,
+    },
+    "clients": [],
+    "groups": [],
+    "roles": [],
+}
 ACCOUNTS = ("admin", "edge-agent", "bridge", "simulator")
 
 
@@ -78,6 +95,10 @@ class MosquittoService(Service):
     def password_file(self) -> Path:
         return self.home / "passwd"
 
+    @property
+    def dynsec_file(self) -> Path:
+        return self.home / "dynamic-security.json"
+
     def account(self, name: str) -> tuple[str, str]:
         return name, str(self.secrets["mqtt"][name])
 
@@ -94,7 +115,11 @@ class MosquittoService(Service):
             "acl_file": str(self.home / "acl"),
             "persistence_dir": str(data),
             "message_size_limit": str(self.message_size_limit),
+            "dynsec_plugin": dynsec_plugin(),
+            "dynsec_file": str(self.dynsec_file),
         }
+        if not self.dynsec_file.exists():
+            self.dynsec_file.write_text(json.dumps(DYNSEC_EMPTY, indent=2))
         for name, target in (("mosquitto.conf.tmpl", "mosquitto.conf"), ("acl.tmpl", "acl")):
             text = string.Template((deploy / name).read_text()).substitute(values)
             (self.home / target).write_text(text)
@@ -105,7 +130,12 @@ class MosquittoService(Service):
         self._own()
 
     def _own(self) -> None:
-        for path in (self.password_file, self.home / "acl", self.home / "mosquitto.conf"):
+        for path in (
+            self.password_file,
+            self.home / "acl",
+            self.home / "mosquitto.conf",
+            self.dynsec_file,
+        ):
             path.chmod(0o600)
         self.home.chmod(0o700)
         chown_tree(self.home, OS_USER)
@@ -143,6 +173,20 @@ def agent_max_payload_bytes() -> int:
         return int(raw) if raw else DEFAULT_MAX_PAYLOAD_BYTES
     except ValueError as exc:
         raise ServiceError(f"EDGECLOUD_MAX_PAYLOAD_BYTES={raw!r} is not an integer") from exc
+
+
+def dynsec_plugin() -> str:
+    """The dynamic security plugin of the distribution's mosquitto package."""
+    for directory in (
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib",
+        "/usr/local/lib",
+    ):
+        candidate = Path(directory) / DYNSEC_PLUGIN
+        if candidate.exists():
+            return str(candidate)
+    raise ServiceError(f"{DYNSEC_PLUGIN} not found (make install installs mosquitto)")
 
 
 def _which(name: str) -> str | None:

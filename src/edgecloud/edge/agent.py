@@ -112,6 +112,7 @@ class Agent:
             self.decisions = DecisionPublisher(
                 dapr, settings.dapr_pubsub, settings.node_id, self.counters
             )
+        self.device_agent: Any = None  # applies the registry's devices to the broker (issue 16)
 
     # --- state for heartbeats / healthz ----------------------------------------------------
     @property
@@ -169,6 +170,9 @@ class Agent:
         from edgecloud.edge.model_agent import maybe_start
 
         self.model_agent = maybe_start(self.holder, self._publish_text, self.inference_settings)
+        from edgecloud.edge import device_agent
+
+        self.device_agent = self._retry(device_agent.maybe_start)
         self._housekeeping.start()
         if self._tune_gc:  # core/gctune.py
             tune_gc()
@@ -219,6 +223,7 @@ class Agent:
             self._stop_http,
             self.publisher.stop,
             self._stop_model_agent,
+            self._stop_device_agent,
             self.holder.close,
             self.store.close,
         ):
@@ -241,6 +246,10 @@ class Agent:
     def _stop_decisions(self) -> None:
         if self.decisions is not None:
             self.decisions.stop()
+
+    def _stop_device_agent(self) -> None:
+        if self.device_agent is not None:
+            self.device_agent.stop()
 
     def _stop_http(self) -> None:
         if self._http is not None:

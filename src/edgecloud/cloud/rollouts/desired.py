@@ -15,6 +15,7 @@ from typing import Any
 from sqlmodel import Session
 
 from edgecloud.cloud.db import utcnow
+from edgecloud.cloud.devices.service import node_version
 from edgecloud.cloud.registry.tables import ModelVersion
 from edgecloud.cloud.rollouts.engine import aware_utc
 from edgecloud.cloud.rollouts.tables import NodeDesired
@@ -51,7 +52,11 @@ def desired_body(session: Session, node_id: str, touch: bool = True) -> dict[str
                 "key_id": mv.key_id,
                 "shadow": dict(row.shadow or {}),
             }
-    return {"node_id": node_id, "model": model}
+    body: dict[str, Any] = {"node_id": node_id, "model": model}
+    devices = node_version(session, node_id)
+    if devices["count"]:  # the registry's part (issue 16), only for a node that has devices
+        body["devices"] = devices
+    return body
 
 
 def etag_of(body: dict[str, Any]) -> str:

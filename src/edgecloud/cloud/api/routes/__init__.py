@@ -17,6 +17,7 @@ from edgecloud.cloud.api.routes import (
     metrics,
     models,
     nodes,
+    registry,
     rollouts,
     tokens,
 )
@@ -25,6 +26,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     metrics.router,
     dashboard.router,
+    registry.router,  # before devices.router: /registry is not a device id there
     devices.router,
     aggregates.router,
     anomalies.router,
@@ -36,4 +38,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     rollouts.router,
     desired.router,
     learning.router,
+    registry.node_router,
 )

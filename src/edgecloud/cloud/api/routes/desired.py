@@ -33,7 +33,8 @@ router = APIRouter(prefix="/api/v1/nodes", tags=["desired"])
 RECHECK_S = 5.0  # re-read even unwoken: another API replica may have changed it
 
 
-def _own(principal: Principal, node_id: str) -> None:
+def own_node(principal: Principal, node_id: str) -> None:
+    """Node isolation: a node token acts only for its own node id."""
     if principal.node_id != node_id:
         raise ApiError(403, "forbidden", f"this token acts for node {principal.node_id!r}")
 
@@ -49,7 +50,7 @@ async def get_desired(
     node_id: str,
     wait: Annotated[float, Query(ge=0, le=60, description="long-poll seconds")] = 0,
 ) -> Response:
-    _own(principal, node_id)
+    own_node(principal, node_id)
     known = request.headers.get("if-none-match")
     deadline = time.monotonic() + wait
     touch = True
@@ -107,7 +108,7 @@ def _insert_status(session: Session, ev: ModelStatusEvent) -> bool:
 async def post_model_status(
     principal: NodeScope, rt: RuntimeDep, node_id: str, event: ModelStatusEvent
 ) -> dict[str, Any]:
-    _own(principal, node_id)
+    own_node(principal, node_id)
     if event.node_id != node_id:
         raise ApiError(400, "node_mismatch", f"event is from {event.node_id!r}, path {node_id!r}")
     new = await in_thread(_store_status, rt, event)

@@ -1,7 +1,7 @@
 """labels (three sources, kept apart) and evaluations of retrained candidates (issue 15)
 
 Revision ID: 0010_labels
-Revises: 0008_model_deprecation
+Revises: 0009_device_registry
 Create Date: 2026-12-03 12:00:00
 """
 
@@ -17,7 +17,7 @@ JSONB = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 TS = sa.DateTime(timezone=True)
 
 revision: str = "0010_labels"
-down_revision: str | None = "0008_model_deprecation"
+down_revision: str | None = "0009_device_registry"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
