@@ -8,9 +8,9 @@ STAMPS := $(VENV)/.stamps
 PYTHON ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install system kafka daprd check lint typecheck imports schemas-check schemas test demo down
+.PHONY: install system kafka daprd promtool check lint typecheck imports schemas-check schemas test demo down
 
-install: system $(STAMPS)/pip kafka daprd
+install: system $(STAMPS)/pip kafka daprd promtool
 
 system:
 	@scripts/install-system.sh
@@ -29,6 +29,10 @@ kafka: $(STAMPS)/pip
 # daprd built from the Go module github.com/dapr/dapr, cached in ~/.cache/edgecloud/dapr/<version>
 daprd:
 	@scripts/build-daprd.sh
+
+# upstream promtool (with kubernetes_sd, which Debian's lacks), cached in ~/.cache/edgecloud/promtool/<version>
+promtool:
+	@scripts/build-promtool.sh
 
 check: $(STAMPS)/pip lint typecheck imports schemas-check
 
