@@ -111,6 +111,8 @@ def test_every_route_checks_its_token(api: Api) -> None:
         url = path.format(**params)
         if path == "/api/v1/aggregates":
             url += "?device_id=dev-0001"
+        if path == "/api/v1/evaluations/live":
+            url += "?model=sensor-anomaly"  # its one required query parameter
         call = api.client.request
         body = {"scope": "read"} if method == "POST" else None
         checked += 1
