@@ -177,6 +177,7 @@ class Fleet:
     node_tokens: dict[str, str] = field(default_factory=dict)
     trusted: str = ""
     databases: list[str] = field(default_factory=list)
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def add_node(self, node_id: str, labels: dict[str, str], model: Path | None) -> AgentProcess:
         engine = make_engine(self.cloud.db_url)
@@ -185,6 +186,7 @@ class Fleet:
             s.commit()
             self.node_tokens[node_id], _ = auth.create_token(s, "node", node_id, node_id)
         engine.dispose()
+        self.labels[node_id] = labels  # the agent's heartbeats say the same (a worker stores them)
         name = f"e_{self.tag}_{node_id.replace('-', '_')}"
         self.databases.append(name)
         db = self.stack.create_database(name)
@@ -202,6 +204,9 @@ class Fleet:
             "EDGECLOUD_DESIRED_RETRY_S": "0.5",
             "EDGECLOUD_HEARTBEAT_INTERVAL_S": "2",
             "EDGECLOUD_BATCH_WINDOW_MS": "5",
+            "EDGECLOUD_NODE_LABELS": ",".join(
+                f"{k}={v}" for k, v in self.labels.get(node_id, {}).items()
+            ),
         }
         agent = AgentProcess(
             node_id=node_id,

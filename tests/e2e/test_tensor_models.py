@@ -1,34 +1,42 @@
 """Three tensor-model signatures, each: push (checked as the edge will load it) -> rollout with
 the DEFAULT shadow gates (each new kind of reading is one the active model cannot serve, so the
 candidate is gated alone) -> tensor readings over real MQTT, JSON and binary forms -> the
-agent's reading events -> cloud rows (the worker's decode + store on the cloud's Postgres) ->
-the REST API; every score equals onnxruntime run directly on the same inputs.
+agent's reading events -> the real sync bridge process -> Kafka -> the real cloud worker
+process -> cloud Postgres -> the REST API; every cloud row's score equals onnxruntime run
+directly on the same inputs, one row per reading event, none twice.
 
-The fleet is ``rollout_fleet``'s (real cloud API and edge agent processes, no Kafka): the
-events are taken off the edge broker and written by the cloud worker's own code.
+The fleet is ``rollout_fleet``'s (real cloud API and edge agent processes); the module adds an
+``edgecloud bridge run`` and an ``edgecloud cloud worker`` process on the stack's Kafka, under a
+topic prefix of its own. The edge broker's reading events are also watched directly, only to
+know which seqs each model served.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 import pytest
+import sqlalchemy as sa
 from rollout_fleet import Fleet, make_fleet
 
-from edgecloud.adapters.kafka_consumer import RawMessage
+from edgecloud.adapters.kafka_admin import delete_topics_with_prefix
 from edgecloud.adapters.mqtt import MqttConfig, make_publisher, make_subscriber
+from edgecloud.bench.bridge import BridgeProc, bridge_env, infra_mqtt
 from edgecloud.bench.tensor_models import CLASSES, IMAGE_MEAN, IMAGE_STD, ONNX, write_bundle
 from edgecloud.cloud.db import make_engine
-from edgecloud.cloud.worker.decode import decode
-from edgecloud.cloud.worker.store import Store
 from edgecloud.core.tensors import encode_binary
+from edgecloud.dev import process
 from edgecloud.dev.stack import Infra
 
 Arrays = dict[str, np.ndarray[Any, Any]]
@@ -97,6 +105,8 @@ class TensorDevice:
             self.stop_event.wait(0.05)
 
     def stop(self) -> None:
+        if self.stop_event.is_set():
+            return
         self.stop_event.set()
         self.thread.join(5)
         self.pub.stop()
@@ -130,22 +140,60 @@ class ReadingEvents:
         self.sub.stop()
 
 
+def start_worker(stack: Infra, db_url: str, prefix: str, log: Path) -> int:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGECLOUD_")}
+    env.update(
+        {
+            "EDGECLOUD_DATABASE_URL": db_url,
+            "EDGECLOUD_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+            "EDGECLOUD_KAFKA_TOPIC_PREFIX": prefix,
+            "EDGECLOUD_KAFKA_GROUP_ID": f"{prefix}worker",
+            "EDGECLOUD_LOG_FORMAT": "json",
+        }
+    )
+    argv = [sys.executable, "-c", "from edgecloud.cli import main; main()", "cloud", "worker"]
+    return process.spawn(argv, log, env=env)
+
+
+@dataclass
+class World:
+    fleet: Fleet
+    device: TensorDevice
+    events: ReadingEvents
+    node: str
+    bridge: BridgeProc
+    worker_log: Path
+
+
 @pytest.fixture(scope="module")
-def world(
-    stack: Infra, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Fleet, TensorDevice, ReadingEvents, str]]:
+def world(stack: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("tensor-fleet")
     fleet = make_fleet(stack, tmp)
     node = f"{fleet.tag}-t1"
+    prefix = f"t{fleet.tag}."
+    env = bridge_env(
+        infra_mqtt(stack), stack.kafka_bootstrap, prefix, node, tmp / "spool", process.free_port()
+    )
+    bridge = BridgeProc(env, tmp / "bridge.log")
+    worker_log = tmp / "worker.log"
+    worker = 0
     events = ReadingEvents(stack, node)
-    device = TensorDevice(stack, f"{fleet.tag}-cam").start()
+    device = TensorDevice(stack, f"{fleet.tag}-cam")
     try:
+        bridge.start()
+        bridge.wait_ready()
+        worker = start_worker(stack, fleet.cloud.db_url, prefix, worker_log)
+        device.start()
         fleet.add_node(node, {"fleet": fleet.tag}, None)
-        yield fleet, device, events, node
+        yield World(fleet, device, events, node, bridge, worker_log)
     finally:
         device.stop()
         events.stop()
+        bridge.stop()
+        if worker:
+            process.terminate(worker, timeout=30.0)
         fleet.stop()
+        delete_topics_with_prefix(stack.kafka_bootstrap, prefix)
 
 
 def wait_for(pred: Any, timeout: float, what: str) -> Any:
@@ -158,11 +206,39 @@ def wait_for(pred: Any, timeout: float, what: str) -> Any:
     raise TimeoutError(what)
 
 
-def test_three_signatures_push_rollout_readings_cloud(
-    world: tuple[Fleet, TensorDevice, ReadingEvents, str],
-) -> None:
-    fleet, device, events, node = world
-    checked: list[int] = []
+def cloud_rows(world: World) -> dict[int, dict[str, Any]]:
+    """Every cloud row of the camera, paged through the REST API (oldest first)."""
+    rows: dict[int, dict[str, Any]] = {}
+    params: dict[str, Any] = {"limit": 1000, "order": "asc"}
+    while True:
+        page = world.fleet.cloud.call(
+            "GET", f"/api/v1/devices/{world.device.device}/readings", "read", params=params
+        )
+        for r in page["items"]:
+            assert r["seq"] not in rows, r  # no reading twice
+            rows[r["seq"]] = r
+        if not page["next_cursor"]:
+            return rows
+        params["cursor"] = page["next_cursor"]
+
+
+def cloud_count(world: World) -> tuple[int, int]:
+    """(rows, distinct seqs) of the camera in the cloud's readings table."""
+    engine = make_engine(world.fleet.cloud.db_url)
+    try:
+        with engine.connect() as conn:
+            n, distinct = conn.execute(
+                sa.text("SELECT count(*), count(DISTINCT seq) FROM readings WHERE device_id = :d"),
+                {"d": world.device.device},
+            ).one()
+    finally:
+        engine.dispose()
+    return int(n), int(distinct)
+
+
+def test_three_signatures_push_rollout_readings_cloud(world: World) -> None:
+    fleet, device, events, node = world.fleet, world.device, world.events, world.node
+    checked: dict[int, str] = {}
     for i, kind in enumerate(["pair", "heatmap", "image"]):
         ref = f"tensor-{kind}:1.0.0"
         body = fleet.cloud.push(write_bundle(fleet.tmp / kind, kind, fleet.key))
@@ -188,27 +264,30 @@ def test_three_signatures_push_rollout_readings_cloud(
         both_forms = {s % 2 for s in seqs}
         assert both_forms == {0, 1}  # JSON and binary
         for seq in seqs[:10]:
-            inf = events.events[seq]["data"]["inference"]
-            want = expected(kind, device.sent[seq][1])
-            assert inf["score"] == pytest.approx(want["score"], rel=1e-5, abs=1e-6), (kind, seq)
-            if "confidence" in want:
-                assert inf["confidence"] == pytest.approx(want["confidence"], rel=1e-5)
-            if "label" in want:
-                assert inf["label"] == want["label"]
             values = events.events[seq]["data"]["values"]
             assert values == {"lux": float(seq % 100)}  # the result, not the tensor
-            checked.append(seq)
+            checked[seq] = kind
 
-    msgs = [RawMessage("t.edgecloud.readings", 0, i, None, v) for i, v in enumerate(events.raw)]
-    engine = make_engine(fleet.cloud.db_url)
-    try:
-        Store(engine).write(decode(msgs, "t.edgecloud.dead-letters"))
-    finally:
-        engine.dispose()
-    rows = fleet.cloud.call(
-        "GET", f"/api/v1/devices/{device.device}/readings", "read", params={"limit": 1000}
-    )["items"]
-    by_seq = {r["seq"]: r for r in rows}
-    for seq in checked:
-        ev = events.events[seq]["data"]["inference"]
-        assert by_seq[seq]["model"] == ev["model"] and by_seq[seq]["score"] == ev["score"]
+    device.stop()
+    sent, last = len(device.sent), max(device.sent)
+
+    def all_in_cloud() -> bool:  # the agent emitted the last reading; the cloud has them all
+        return last in events.events and cloud_count(world)[0] == len(events.events)
+
+    wait_for(all_in_cloud, 90, "every emitted reading in the cloud")
+    rows = cloud_rows(world)
+    n, distinct = cloud_count(world)
+    assert n == distinct == len(rows) == len(events.events), (n, distinct, len(rows), sent)
+    assert set(rows) == set(events.events)  # exactly the readings the agent emitted
+    assert set(rows) <= set(device.sent)
+    for seq, kind in checked.items():
+        want = expected(kind, device.sent[seq][1])  # onnxruntime alone, not the edge's numbers
+        row = rows[seq]
+        assert row["model"] == f"tensor-{kind}" and row["node_id"] == node, row
+        assert row["score"] == pytest.approx(want["score"], rel=1e-5, abs=1e-6), (kind, row)
+        inf = row["inference"]
+        if "confidence" in want:
+            assert inf["confidence"] == pytest.approx(want["confidence"], rel=1e-5), row
+        if "label" in want:
+            assert inf["label"] == want["label"], row
+        assert row["values"] == {"lux": float(seq % 100)}, row

@@ -64,10 +64,20 @@ class InferenceResult(BaseModel):
             return self.model_dump_json()
 
 
+class TensorB64(BaseModel):
+    """A tensor value in the binary form of ``core.tensors``: raw little-endian bytes, base64."""
+
+    dtype: str
+    shape: list[int]
+    b64: str
+
+
 class ReadingData(BaseModel):
     seq: int
     values: dict[str, Value]
     inference: InferenceResult | None = None
+    # the reading's tensor values, only when the agent runs with EDGECLOUD_EVENT_TENSORS=true
+    tensors: dict[str, TensorB64] | None = None
 
 
 class HeartbeatData(BaseModel):

@@ -8,8 +8,8 @@ and must be rectangular) or an object in the binary form::
 ``split_tensors`` takes them out of a reading's values at parse time (numbers and flat arrays
 stay values, as before) and checks each against ``TensorLimits``; every problem is an
 ``InvalidReading`` (``bad_tensor`` or ``too_large``). A ``TensorValue`` keeps the decoded
-array and its sha256 (of dtype, shape and bytes): what the edge store and the reading event
-keep instead of the tensor.
+array and its identity (``sha256`` of dtype, shape and bytes); ``digest()`` is what the edge
+store keeps instead of the tensor (dtype, shape, sha256 of the raw little-endian bytes).
 """
 
 from __future__ import annotations
@@ -75,9 +75,18 @@ class TensorValue:
     def shape(self) -> list[int]:
         return list(self.array.shape)
 
+    def raw(self) -> bytes:
+        """The raw little-endian bytes (C order): what the binary form's ``b64`` carries."""
+        return le_bytes(self.array)
+
     def digest(self) -> dict[str, Any]:
-        """What is kept instead of the tensor (edge store, reading event)."""
-        return {"dtype": self.dtype, "shape": self.shape, "sha256": self.sha256}
+        """What the edge store keeps instead of the tensor: dtype, shape and the sha256 of the
+        raw little-endian bytes (``hashlib.sha256(raw)``; a device can check it)."""
+        return {
+            "dtype": self.dtype,
+            "shape": self.shape,
+            "sha256": hashlib.sha256(self.raw()).hexdigest(),
+        }
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TensorValue) and other.sha256 == self.sha256
@@ -190,12 +199,16 @@ def split_tensors(
     return {k: v for k, v in values.items() if k not in tensors}, tensors
 
 
+def le_bytes(array: Array) -> bytes:
+    """The raw bytes of ``array``, little-endian, C order."""
+    a = np.ascontiguousarray(array)
+    return a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+
+
 def encode_binary(array: Array) -> dict[str, Any]:
     """The binary form of ``array`` (what a device sends; the simulator and tests use it)."""
-    a = np.ascontiguousarray(array)
-    le = a.astype(a.dtype.newbyteorder("<"), copy=False)
     return {
-        "dtype": str(a.dtype),
-        "shape": list(a.shape),
-        "b64": base64.b64encode(le.tobytes()).decode(),
+        "dtype": str(array.dtype),
+        "shape": list(array.shape),
+        "b64": base64.b64encode(le_bytes(array)).decode(),
     }

@@ -47,6 +47,7 @@ from edgecloud.edge.model import ModelHolder, load_into
 from edgecloud.edge.outbox import Outbox, OutboxBatch, Publish
 from edgecloud.edge.settings import EdgeSettings
 from edgecloud.edge.store import Prepared, Store
+from edgecloud.edge.tensor_keep import keep_tensors
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -296,6 +297,7 @@ class Agent:
             msgs, self.last_seqs, lookup, self.settings.max_payload_bytes, self.settings.ts_window
         )
         self._infer(plan)
+        keep_tensors(plan.accepted, self.settings.tensor_store, self.settings.event_tensors)
         for a in plan.accepted:
             r = a.reading
             self._in_flight[(r.device_id, r.seq)] = (r.ts, r.values)
@@ -308,7 +310,7 @@ class Agent:
         events = [
             reading_event_text(
                 node, a.reading.device_id, a.reading.seq, a.ts_text, a.values_json,
-                a.inference_json,
+                a.inference_json, a.event_tensors_json,
             )
             for a in plan.accepted
         ]  # fmt: skip

@@ -66,6 +66,9 @@ class Accepted:
     ts_text: str = ""  # reading.ts.isoformat(): written once, for the COPY row and the event
     inference: InferenceResult | None = None
     inference_json: str | None = None
+    tensors_json: str | None = None  # the tensor digests (``edge.tensor_keep``)
+    blobs: list[dict[str, Any]] | None = None  # tensor_blobs rows (tensor_store=blob)
+    event_tensors_json: str | None = None  # data.tensors of the event (event_tensors)
 
 
 @dataclass(slots=True)

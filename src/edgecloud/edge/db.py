@@ -9,6 +9,7 @@ migrations in ``edge/migrations`` (``migrate(url)``), never by ``create_all`` in
   outbox row whose events carry it.
 - ``outbox``: one row per committed batch; ``published_at`` is set once the broker acknowledged
   every reading event of the batch. Rows still NULL are republished at start.
+- ``tensor_blobs``: the bytes of a reading's tensor values, when ``EDGECLOUD_TENSOR_STORE=blob``.
 - ``devices``: the last seq per device (out-of-order and replay detection survive restarts).
 - ``dead_letters``: every payload that was not stored as a reading, or whose inference failed.
 """
@@ -56,6 +57,31 @@ class ReadingRow(EdgeModel, table=True):
     anomaly: bool | None = Field(default=None, sa_column=sa.Column(sa.Boolean))
     score: float | None = Field(default=None, sa_column=sa.Column(sa.Double))
     batch_id: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    # per tensor value: {"dtype", "shape", "sha256"} (EDGECLOUD_TENSOR_STORE digest or blob)
+    tensors: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType))
+
+
+class TensorBlobRow(EdgeModel, table=True):
+    """The raw little-endian bytes of one tensor value of a reading (``tensor_store=blob``);
+    deleted with its reading (foreign key, ON DELETE CASCADE; retention on SQLite)."""
+
+    __tablename__ = "tensor_blobs"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["device_id", "seq"],
+            ["readings.device_id", "readings.seq"],
+            name="fk_tensor_blobs_reading",
+            ondelete="CASCADE",
+        ),
+    )
+
+    device_id: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    seq: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    name: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
+    dtype: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    shape: list[int] = Field(sa_column=sa.Column(JSONType, nullable=False))
+    sha256: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    data: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
 
 
 class OutboxRow(EdgeModel, table=True):

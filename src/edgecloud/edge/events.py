@@ -44,14 +44,17 @@ def reading_event_text(
     ts_text: str,
     values_json: str,
     inference_json: str | None,
+    tensors_json: str | None = None,
 ) -> str:
-    """``reading_event_json`` with ``ts`` already written (``ts.isoformat()``)."""
+    """``reading_event_json`` with ``ts`` already written (``ts.isoformat()``); ``tensors_json``
+    (``data.tensors``, EDGECLOUD_EVENT_TENSORS) is left out when None."""
     # device_id and node_id match core.readings.ID_PATTERN: no JSON escaping needed
+    tensors = "" if tensors_json is None else f',"tensors":{tensors_json}'
     return (
         f'{{"schema":"{SCHEMA_V1}","event_id":"{event_id_text(device_id, seq)}",'
         f'"type":"reading","node_id":"{node_id}","device_id":"{device_id}",'
         f'"ts":"{ts_text}","data":{{"seq":{seq},"values":{values_json},'
-        f'"inference":{inference_json or "null"}}}}}'
+        f'"inference":{inference_json or "null"}{tensors}}}}}'
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -79,6 +80,17 @@ class EdgeSettings(BaseRoleSettings, MqttSettings, DatabaseSettings):
     )
     events_per_message: int = Field(
         200, ge=1, le=10_000, description="reading events per MQTT message (a JSON array)"
+    )
+    tensor_store: Literal["digest", "none", "blob"] = Field(
+        "digest",
+        description="what the edge store keeps of a reading's tensor values: digest (dtype, "
+        "shape, sha256 of the raw bytes, in readings.tensors), blob (also the bytes, in "
+        "tensor_blobs, deleted with their reading by retention), none",
+    )
+    event_tensors: bool = Field(
+        False,
+        description="put each tensor value (binary form) into the reading event sent to the "
+        "cloud; off: the event carries the result, not the tensor",
     )
     heartbeat_interval_s: float = Field(10.0, gt=0, description="seconds between heartbeats")
     retention_hours: float = Field(

@@ -28,7 +28,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from edgecloud.core.errors import TransportError
 from edgecloud.edge.batch import Accepted, DeadLetter, Key, Plan
-from edgecloud.edge.db import DeadLetterRow, DeviceRow, OutboxRow, ReadingRow, make_engine
+from edgecloud.edge.db import (
+    DeadLetterRow,
+    DeviceRow,
+    OutboxRow,
+    ReadingRow,
+    TensorBlobRow,
+    make_engine,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,7 @@ READINGS = ReadingRow.__table__  # type: ignore[attr-defined]
 OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
 DEVICES = DeviceRow.__table__  # type: ignore[attr-defined]
 DEAD = DeadLetterRow.__table__  # type: ignore[attr-defined]
+BLOBS = TensorBlobRow.__table__  # type: ignore[attr-defined]
 
 COLUMNS = (
     "device_id",
@@ -47,6 +55,7 @@ COLUMNS = (
     "anomaly",
     "score",
     "batch_id",
+    "tensors",
 )
 COPY_SQL = "COPY readings ({}) FROM STDIN".format(", ".join(f'"{c}"' for c in COLUMNS))
 STAGE_DDL = "CREATE TEMP TABLE IF NOT EXISTS stage_readings (LIKE readings) ON COMMIT DELETE ROWS"
@@ -123,7 +132,8 @@ def copy_text(accepted: Sequence[Accepted], batch_id: int, stamps: dict[float, s
             received = stamps[a.received_at] = ts_of(a.received_at).isoformat()
         lines.append(
             f"{r.device_id}\t{r.seq}\t{a.ts_text or r.ts.isoformat()}\t{received}\t"
-            f"{_copy_field(a.values_json)}\t{tail}\t{batch_id}\n"
+            f"{_copy_field(a.values_json)}\t{tail}\t{batch_id}\t"
+            f"{_NULL if a.tensors_json is None else _copy_field(a.tensors_json)}\n"
         )
     return "".join(lines)
 
@@ -163,6 +173,7 @@ def row_tuple(a: Accepted, batch_id: int) -> tuple[Any, ...]:
         inf.anomaly if inf else None,
         inf.score if inf else None,
         batch_id,
+        a.tensors_json,
     )
 
 
@@ -205,6 +216,14 @@ class Store:
                 for dev, seq, ts, values in conn.execute(q):
                     found[(dev, seq)] = (ts if ts.tzinfo else ts.replace(tzinfo=UTC), values)
         return found
+
+    def tensor_blobs(self, device_id: str, seq: int) -> dict[str, tuple[str, list[int], bytes]]:
+        """name -> (dtype, shape, raw little-endian bytes) of one reading's stored tensors."""
+        q = sa.select(BLOBS.c.name, BLOBS.c.dtype, BLOBS.c.shape, BLOBS.c.data).where(
+            BLOBS.c.device_id == device_id, BLOBS.c.seq == seq
+        )
+        with self.engine.connect() as conn:
+            return {n: (d, list(s), bytes(b)) for n, d, s, b in conn.execute(q)}
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -276,6 +295,9 @@ class Store:
                     )
                     inserted = self._insert_sqlite(conn, rows)
                     self._devices_sqlite(conn, plan.accepted)
+                blobs = [b for a in plan.accepted if a.blobs for b in a.blobs]
+                if blobs:  # after their readings (foreign key); a stored one stays as it was
+                    conn.execute(self._insert(BLOBS).on_conflict_do_nothing(), blobs)
             if plan.dead_letters:
                 conn.execute(DEAD.insert(), [_dead_row(d) for d in plan.dead_letters])
         return Written(batch_id, inserted)
@@ -301,6 +323,7 @@ class Store:
             d = dict(zip(COLUMNS, row, strict=True))
             d["values"] = json.loads(d["values"])
             d["inference"] = json.loads(d["inference"]) if d["inference"] else None
+            d["tensors"] = json.loads(d["tensors"]) if d["tensors"] else None
             params.append(d)
         before = conn.execute(sa.select(sa.func.count()).select_from(READINGS)).scalar_one()
         conn.execute(self._insert(READINGS).on_conflict_do_nothing(), params)
@@ -413,6 +436,14 @@ class Store:
             total += n
             if n < chunk:
                 break
+        if not self.is_postgres:  # Postgres deletes them with their reading (ON DELETE CASCADE)
+            blob_key = sa.tuple_(BLOBS.c.device_id, BLOBS.c.seq)
+            with self.engine.begin() as conn:
+                conn.execute(
+                    BLOBS.delete().where(
+                        ~blob_key.in_(sa.select(READINGS.c.device_id, READINGS.c.seq))
+                    )
+                )
         empty = ~sa.exists().where(READINGS.c.batch_id == OUTBOX.c.batch_id)
         with self.engine.begin() as conn:
             conn.execute(
