@@ -20,15 +20,6 @@ from edgecloud.dev import process
 from edgecloud.dev.apps import cli
 
 
-def _free_base(count: int) -> int:
-    """A port p with p+1..p+count free (apps of node i listen on base + i)."""
-    for _ in range(50):
-        base = process.free_port()
-        if not any(process.port_open("127.0.0.1", base + i) for i in range(1, count + 1)):
-            return base
-    pytest.skip("no free port range")
-
-
 def _prometheus_scrapes_every_app(url: str) -> None:
     """The stack's Prometheus scrapes the API (with its token), the worker and each node's
     agent and bridge, every target healthy, and knows its Alertmanager."""
@@ -73,9 +64,11 @@ def test_demo_two_nodes(tmp_path: Path) -> None:
         "EDGECLOUD_STATE_DIR": str(state),
         "EDGECLOUD_DEV_PORTS": ",".join(str(process.free_port()) for _ in range(4)),
         "EDGECLOUD_DEV_API_PORT": str(process.free_port()),
-        "EDGECLOUD_DEV_AGENT_PORT_BASE": str(_free_base(2)),
-        "EDGECLOUD_DEV_BRIDGE_PORT_BASE": str(_free_base(2)),
-        "EDGECLOUD_DEV_DAPR_PORT_BASE": str(_free_base(15)),  # 4 daprd sidecars x 4 ports
+        "EDGECLOUD_DEV_AGENT_PORT_BASE": str(process.free_port_block(3)),
+        "EDGECLOUD_DEV_BRIDGE_PORT_BASE": str(process.free_port_block(3)),
+        "EDGECLOUD_DEV_DAPR_PORT_BASE": str(
+            process.free_port_block(16)
+        ),  # 4 daprd sidecars x 4 ports
         "EDGECLOUD_DEV_PROMETHEUS_PORT": str(process.free_port()),
         "EDGECLOUD_DEV_ALERTMANAGER_PORT": str(process.free_port()),
         "EDGECLOUD_DEV_WORKER_METRICS_PORT": str(process.free_port()),

@@ -102,3 +102,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
         lg = logging.getLogger(name)
         lg.handlers[:] = []
         lg.propagate = True
+        lg.setLevel(logging.NOTSET)  # follow the root's level (a uvicorn Config sets its own)
+        lg.disabled = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import time
@@ -87,6 +88,32 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# Below Linux's ephemeral range (32768-60999): a port the kernel hands out for outgoing
+# connections can be taken between choosing a block and binding it (a daprd of a private stack
+# once failed so); ports here are only taken by listeners.
+_BLOCK_LOW, _BLOCK_HIGH = 20000, 32000
+
+
+def free_port_block(count: int, attempts: int = 200) -> int:
+    """A port ``p`` with ``p .. p + count - 1`` all free to bind on 127.0.0.1, chosen below the
+    ephemeral range (for services started later at fixed offsets from ``p``)."""
+    rng = random.Random()
+    for _ in range(attempts):
+        base = rng.randrange(_BLOCK_LOW, _BLOCK_HIGH - count)
+        if all(_bindable(base + i) for i in range(count)):
+            return base
+    raise ServiceError(f"no block of {count} free ports in {_BLOCK_LOW}-{_BLOCK_HIGH}")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def wait_until(

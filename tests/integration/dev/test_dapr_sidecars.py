@@ -32,24 +32,18 @@ spec:
 """
 
 
-def _free_base(count: int) -> int:
-    """A free port p with p+1..p+count free too."""
-    for _ in range(50):
-        base = process.free_port()
-        if not any(process.port_open("127.0.0.1", base + i) for i in range(1, count + 1)):
-            return base
-    pytest.skip("no free port range")
-
-
 def _env(state: Path) -> dict[str, str]:
     env = {
         **os.environ,
         "EDGECLOUD_STATE_DIR": str(state),
         "EDGECLOUD_DEV_PORTS": ",".join(str(process.free_port()) for _ in range(4)),
         "EDGECLOUD_DEV_API_PORT": str(process.free_port()),
-        "EDGECLOUD_DEV_AGENT_PORT_BASE": str(_free_base(1)),
-        "EDGECLOUD_DEV_BRIDGE_PORT_BASE": str(_free_base(1)),
-        "EDGECLOUD_DEV_DAPR_PORT_BASE": str(_free_base(11)),  # 3 sidecars x 4 ports
+        "EDGECLOUD_DEV_AGENT_PORT_BASE": str(process.free_port_block(2)),
+        "EDGECLOUD_DEV_BRIDGE_PORT_BASE": str(process.free_port_block(2)),
+        "EDGECLOUD_DEV_DAPR_PORT_BASE": str(process.free_port_block(12)),  # 3 sidecars x 4 ports
+        "EDGECLOUD_DEV_PROMETHEUS_PORT": str(process.free_port()),
+        "EDGECLOUD_DEV_ALERTMANAGER_PORT": str(process.free_port()),
+        "EDGECLOUD_DEV_WORKER_METRICS_PORT": str(process.free_port()),
     }
     for name in (
         "EDGECLOUD_DEV_POSTGRES_URL",
