@@ -97,6 +97,13 @@ def test_every_route_checks_its_token(api: Api) -> None:
         "node_id": "edge-0",
         "token_id": str(api.token_ids["victim"]),
     }
+    # the registry's routes take a registered device (the seed has readings, not registrations)
+    added = api.client.post(
+        "/api/v1/devices/registry",
+        headers={"Authorization": f"Bearer {api.tokens['operate']}"},
+        json={"devices": [{"device_id": known["device_id"], "node_id": known["node_id"]}]},
+    )
+    assert added.status_code == 201, added.text
     problems: list[str] = []
     checked = 0
     for method, path, route in _routes(api.client.app):

@@ -80,6 +80,41 @@ def test_corrupt_zip_member_is_not_archive(tmp_path: Path) -> None:
     assert err.value.reason == "not_archive"
 
 
+def test_zip_local_name_not_utf8_is_not_archive(tmp_path: Path) -> None:
+    """The local header's name is what ``ZipFile.open`` decodes (UTF-8 when flag bit 11 is set):
+    a byte that is no UTF-8 there raised UnicodeDecodeError, a 500, before this was refused."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("b/manifest.yaml", b"name: m")
+    data = bytearray(buf.getvalue())
+    assert data[:4] == b"PK\x03\x04"
+    data[30] = 0x9D  # first byte of the local header's file name
+    data[7] |= 0x08  # flag bit 11 (0x0800) of the local header: UTF-8 name
+    central = data.index(b"PK\x01\x02")
+    data[central + 9] |= 0x08  # flag bit 11 (0x0800) of the central directory entry: UTF-8 name
+    with pytest.raises(UnsafeArchive) as err:
+        _extract(tmp_path, bytes(data))
+    assert err.value.reason == "not_archive"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "upload"]
+
+
+def test_zip_end_record_of_a_multi_disk_archive_is_not_archive(tmp_path: Path) -> None:
+    """``zipfile.is_zipfile`` itself raised BadZipFile ("span multiple disks") for a zip64 end
+    locator naming more than one disk: a 500 before this was refused."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("b/manifest.yaml", b"name: m")
+    data = buf.getvalue()
+    end = data.index(b"PK\x05\x06")
+    # a zip64 end-of-central-directory locator right before the end record: 2 disks in all
+    locator = b"PK\x06\x07" + (0).to_bytes(4, "little") + (0).to_bytes(8, "little")
+    locator += (2).to_bytes(4, "little")
+    with pytest.raises(UnsafeArchive) as err:
+        _extract(tmp_path, data[:end] + locator + data[end:])
+    assert err.value.reason == "not_archive"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "upload"]
+
+
 def test_zip_member_without_a_file_type_is_a_plain_file(tmp_path: Path) -> None:
     root = _extract(tmp_path, _zip([("b/m", 0o644, b"abc"), ("b/n", 0, b"d")]))
     assert (root / "m").read_bytes() == b"abc" and (root / "n").read_bytes() == b"d"

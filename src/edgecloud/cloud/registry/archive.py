@@ -38,9 +38,10 @@ CHUNK = 1 << 20
 MAX_PART_BYTES = 255  # NAME_MAX of Linux file systems
 MAX_NAME_BYTES = 1024
 # what reading a broken member raises: truncated gzip (EOFError, BadGzipFile is an OSError),
-# bad deflate data, CRC mismatch, unsupported compression, an encrypted zip member
+# bad deflate data, CRC mismatch, unsupported compression, an encrypted zip member, a zip
+# member whose local header name is not UTF-8 though it says so (found by the fuzz target)
 _CORRUPT = (tarfile.TarError, EOFError, OSError, zlib.error, zipfile.BadZipFile,
-            NotImplementedError, RuntimeError)  # fmt: skip
+            NotImplementedError, RuntimeError, UnicodeDecodeError)  # fmt: skip
 
 
 class UnsafeArchive(ValidationFailed):
@@ -95,7 +96,11 @@ def _zip_members(zf: zipfile.ZipFile) -> Iterator[tuple[PurePosixPath, bool, IO[
 
 
 def _members(path: Path) -> Generator[tuple[PurePosixPath, bool, IO[bytes] | None]]:
-    if zipfile.is_zipfile(path):
+    try:
+        is_zip = zipfile.is_zipfile(path)  # catches OSError only: a crafted end record raises
+    except _CORRUPT as exc:  # BadZipFile ("span multiple disks"; found by the fuzz target)
+        raise UnsafeArchive("not_archive", f"zip archive is corrupt: {_why(exc)}") from exc
+    if is_zip:
         try:
             with zipfile.ZipFile(path) as zf:
                 yield from _zip_members(zf)
