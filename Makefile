@@ -8,9 +8,9 @@ STAMPS := $(VENV)/.stamps
 PYTHON ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install system kafka daprd promtool check lint typecheck imports schemas-check schemas test demo down
+.PHONY: install system kafka daprd promtool k8s images check lint typecheck imports schemas-check schemas test demo down
 
-install: system $(STAMPS)/pip kafka daprd promtool
+install: system $(STAMPS)/pip kafka daprd promtool k8s
 
 system:
 	@scripts/install-system.sh
@@ -20,7 +20,7 @@ $(STAMPS)/venv:
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/pip: pyproject.toml $(STAMPS)/venv
-	$(PY) -m pip install -q -e '.[edge,sync,cloud,dev]'
+	$(PY) -m pip install -q -e '.[edge,sync,cloud,dev,k3s]'
 	@touch $@
 
 kafka: $(STAMPS)/pip
@@ -33,6 +33,14 @@ daprd:
 # upstream promtool (with kubernetes_sd, which Debian's lacks), cached in ~/.cache/edgecloud/promtool/<version>
 promtool:
 	@scripts/build-promtool.sh
+
+# container images on the project's own dockerd (scripts/images.sh; base from debootstrap, no registry)
+images: install
+	@scripts/images.sh
+
+# kube-apiserver, kubectl, etcd (deploy/k8s-build), cached in ~/.cache/edgecloud/k8s/<version>
+k8s:
+	@scripts/build-k8s.sh
 
 check: $(STAMPS)/pip lint typecheck imports schemas-check
 

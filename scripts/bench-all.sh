@@ -59,6 +59,12 @@ $EC bench edge --runs "$RUNS" --database-url "$PG_URL" --json "$OUT/edge.json"
 settle
 $EC bench bridge --runs "$RUNS" --json "$OUT/bridge.json"
 settle
+# the Telegraf peer (issue 18): built here from its Go module when missing (minutes, cached)
+if scripts/build-telegraf.sh; then
+  $EC bench bridge --peer telegraf --runs "$RUNS" --events 30000 --outage-seconds 0 \
+    --json "$OUT/bridge-peer.json"
+  settle
+fi
 $EC bench cloud --runs "$RUNS" --pg-admin-url "$PG_URL" --kafka-bootstrap "$KAFKA" --rest \
   --json "$OUT/cloud.json"
 settle
@@ -67,7 +73,21 @@ settle
 $EC bench rollout --nodes 50 --json "$OUT/rollout.json"
 settle
 $EC bench e2e --runs "$RUNS" --json "$OUT/e2e.json"
+settle
+$EC bench fleet --nodes 1000,3000,10000 --json "$OUT/fleet.json"
 set +x
+
+# one chart per benchmark beside its JSON (SVG written by bench/chart.py)
+$PY - "$OUT" <<'PYEOF'
+import sys
+from pathlib import Path
+from edgecloud.bench.chart import bench_chart, fleet_chart
+from edgecloud.bench.common import BenchResult
+for path in sorted(Path(sys.argv[1]).glob("*.json")):
+    result = BenchResult.model_validate_json(path.read_text())
+    (fleet_chart if result.name == "fleet" else bench_chart)(result, path.with_suffix(".svg"))
+    print("chart:", path.with_suffix(".svg"))
+PYEOF
 
 $PY - "$OUT" <<'PYEOF'
 import json, sys

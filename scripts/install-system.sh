@@ -20,6 +20,11 @@ have promtool || need+=(prometheus)
 { have prometheus-alertmanager || have alertmanager; } || need+=(prometheus-alertmanager)
 # the dashboard test drives a real headless browser
 { have chromium || have chromium-browser; } || need+=(chromium)
+# images and compose (issue 21): Debian's Docker engine (the project runs its own dockerd,
+# scripts/dockerd.sh), docker-compose 1.29, and debootstrap for the base image
+{ have dockerd || [ -x /usr/sbin/dockerd ]; } || need+=(docker.io)
+have docker-compose || need+=(docker-compose)
+{ have debootstrap || [ -x /usr/sbin/debootstrap ]; } || need+=(debootstrap)
 java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }
 if ! have java || [ "$(java_major)" -lt 17 ]; then
   need+=(default-jdk-headless)
