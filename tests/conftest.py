@@ -15,6 +15,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,13 +76,29 @@ def pg_url(stack: Infra, unique_id: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def engine(pg_url: str) -> Iterator[Any]:
+    """An engine on ``pg_url`` migrated to the cloud schema (a unit test's own SQLite ``engine``
+    fixture, where it has one, takes precedence in its module)."""
+    from edgecloud.cloud.db import make_engine
+    from edgecloud.cloud.migrations import migrate
+
+    migrate(pg_url)
+    eng = make_engine(pg_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
 def kafka_prefix(stack: Infra, unique_id: str) -> Iterator[str]:
-    """A unique topic prefix such as ``t3f9a1c.``; its topics are deleted afterwards."""
+    """A unique topic prefix such as ``t3f9a1c.``, granted to the stack's Kafka principals
+    ``bridge``, ``worker`` and ``dapr-cloud``; its topics and grants go afterwards."""
     prefix = f"t{unique_id}."
+    stack.kafka_grant(prefix)
     yield prefix
     from edgecloud.adapters.kafka_admin import delete_topics_with_prefix
 
-    delete_topics_with_prefix(stack.kafka_bootstrap, prefix)
+    delete_topics_with_prefix(stack.kafka_client(), prefix)
+    stack.kafka_revoke(prefix)
 
 
 @pytest.fixture

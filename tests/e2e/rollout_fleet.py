@@ -28,10 +28,10 @@ from sqlmodel import Session
 from edgecloud.adapters.mqtt import MqttConfig, make_publisher
 from edgecloud.cloud import auth
 from edgecloud.cloud.db import Node, make_engine
-from edgecloud.cloud.registry.archive import pack_folder
+from edgecloud.core.archive import pack_folder
 from edgecloud.core.signing import generate_key, public_key_b64
 from edgecloud.dev.stack import Infra
-from edgecloud.edge.harness import AgentProcess, cli, free_port
+from edgecloud.testing.edge_process import AgentProcess, cli, free_port
 
 
 @dataclass

@@ -100,10 +100,11 @@ def test_spool_alert_fires_reaches_the_webhook_and_resolves(
     webhook: Webhook,
 ) -> None:
     private_infra.kafka.start()
+    private_infra.kafka_grant(f"t{unique_id}.")
     node = f"a{unique_id}"
     port = process.free_port()
     env = bridge_env(
-        infra_mqtt(stack), private_infra.kafka_bootstrap, f"t{unique_id}.", node,
+        infra_mqtt(stack), private_infra.kafka_client("bridge"), f"t{unique_id}.", node,
         tmp_path / "spool", port, heartbeat_interval_s="1",
     )  # fmt: skip
     bridge = BridgeProc(env, tmp_path / "bridge.log")

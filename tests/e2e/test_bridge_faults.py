@@ -1,7 +1,7 @@
 """Fault tests of the sync bridge on real Mosquitto and Kafka, counted with a real consumer.
 
 Every test runs ``edgecloud bridge run`` as a process, publishes a deterministic stream
-(``edgecloud.sync.check``), injects a fault, then reads the readings topic back: the unique
+(``edgecloud.testing.tally``), injects a fault, then reads the readings topic back: the unique
 event ids in Kafka must equal the events published, first occurrences must come in per-key
 order, and duplicates (at-least-once) are counted and printed. Services that are killed or cut
 off are private instances (own state dir, free ports), never the shared test stack.
@@ -21,11 +21,12 @@ import pytest
 from edgecloud.adapters.mqtt import MqttConfig, make_publisher
 from edgecloud.bench.bridge import BridgeProc, bridge_env, infra_mqtt, publish, tally
 from edgecloud.core.errors import TransportError
+from edgecloud.core.kafka import KafkaConnection
 from edgecloud.core.topics import events_topic
 from edgecloud.dev import process
 from edgecloud.dev.kafka import KafkaService
 from edgecloud.dev.stack import Infra, Ports
-from edgecloud.sync.check import expected_ids, reading_payload, stream
+from edgecloud.testing.tally import expected_ids, reading_payload, stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -35,7 +36,9 @@ def admin(infra: Infra) -> str:
     return f"mqtt://{user}:{pw}@{infra.mqtt_host}:{infra.mqtt_port}"
 
 
-def check(kafka: str, prefix: str, ids: set[str], what: str, timeout: float = 180.0) -> None:
+def check(
+    kafka: KafkaConnection, prefix: str, ids: set[str], what: str, timeout: float = 180.0
+) -> None:
     t = tally(kafka, prefix, ids, timeout_s=timeout)
     summary = t.summary(ids)
     print(f"\n[{what}] {json.dumps(summary)}")
@@ -56,7 +59,7 @@ def make_bridge(
     made: list[BridgeProc],
     tmp_path: Path,
     mqtt: tuple[str, str, str],
-    kafka: str,
+    kafka: KafkaConnection,
     prefix: str,
     node: str,
     **more: str,
@@ -78,7 +81,12 @@ def test_kill9_bridge_repeatedly_during_50k_stream(
 ) -> None:
     node = f"k{unique_id}"
     b = make_bridge(
-        bridge_factory, tmp_path, infra_mqtt(stack), stack.kafka_bootstrap, kafka_prefix, node
+        bridge_factory,
+        tmp_path,
+        infra_mqtt(stack),
+        stack.kafka_client("bridge"),
+        kafka_prefix,
+        node,
     )
     devices, per = 100, 500  # 50,000 events
     join = publish(admin(stack), node, devices, per, rate=6000.0, processes=2, tag="k")
@@ -91,7 +99,7 @@ def test_kill9_bridge_repeatedly_during_50k_stream(
         b.start()
         b.wait_ready()
     assert join() == devices * per
-    check(stack.kafka_bootstrap, kafka_prefix, expected_ids(devices, per, "k"), f"kill -9 x{kills}")
+    check(stack.kafka_client(), kafka_prefix, expected_ids(devices, per, "k"), f"kill -9 x{kills}")
     recovered = [
         json.loads(x)
         for x in b.log_path.read_text().splitlines()
@@ -109,8 +117,14 @@ def test_kafka_killed_60s_mid_stream(
 ) -> None:
     private_infra.kafka.start()
     node, prefix = f"o{unique_id}", f"t{unique_id}."
+    private_infra.kafka_grant(prefix)
     b = make_bridge(
-        bridge_factory, tmp_path, infra_mqtt(stack), private_infra.kafka_bootstrap, prefix, node
+        bridge_factory,
+        tmp_path,
+        infra_mqtt(stack),
+        private_infra.kafka_client("bridge"),
+        prefix,
+        node,
     )
     devices, per = 100, 800  # 80,000 events at 1,000/s: the stream outlives the outage
     join = publish(admin(stack), node, devices, per, rate=1000.0, processes=1, tag="o")
@@ -128,7 +142,10 @@ def test_kafka_killed_60s_mid_stream(
     assert mid.get("spool_depth", 0) > 10_000  # accepted into the spool meanwhile
     assert join() == devices * per
     check(
-        private_infra.kafka_bootstrap, prefix, expected_ids(devices, per, "o"), "kafka killed 60 s"
+        private_infra.kafka_client(),
+        prefix,
+        expected_ids(devices, per, "o"),
+        "kafka killed 60 s",
     )
 
 
@@ -167,7 +184,7 @@ def test_mosquitto_restart_mid_stream(
         bridge_factory,
         tmp_path,
         infra_mqtt(private_infra),
-        stack.kafka_bootstrap,
+        stack.kafka_client("bridge"),
         kafka_prefix,
         node,
     )
@@ -180,7 +197,7 @@ def test_mosquitto_restart_mid_stream(
     private_infra.mosquitto.start()
     t.join(120)
     assert not t.is_alive()
-    check(stack.kafka_bootstrap, kafka_prefix, expected_ids(50, 400, "m"), "mosquitto restart")
+    check(stack.kafka_client(), kafka_prefix, expected_ids(50, 400, "m"), "mosquitto restart")
 
 
 class NetnsKafka(KafkaService):
@@ -206,7 +223,7 @@ class NetnsKafka(KafkaService):
     def healthy(self) -> bool:
         from edgecloud.adapters.kafka_admin import metadata_ready
 
-        return process.port_open(self.address, self.port) and metadata_ready(self.bootstrap)
+        return process.port_open(self.address, self.port) and metadata_ready(self.client())
 
 
 def ip(*args: str) -> None:
@@ -248,7 +265,10 @@ def test_kafka_link_cut_and_restored(
     kafka.start()
     try:
         node, prefix = f"c{unique_id}", f"t{unique_id}."
-        b = make_bridge(bridge_factory, tmp_path, infra_mqtt(stack), kafka.bootstrap, prefix, node)
+        kafka.credentials.record(prefix, granted=True)
+        kafka.apply_grants()
+        bridge = kafka.client("bridge")
+        b = make_bridge(bridge_factory, tmp_path, infra_mqtt(stack), bridge, prefix, node)
         devices, per = 100, 300  # 30,000 events at 1,500/s
         join = publish(admin(stack), node, devices, per, rate=1500.0, processes=1, tag="c")
         time.sleep(6)
@@ -259,7 +279,7 @@ def test_kafka_link_cut_and_restored(
         print(f"\n[link cut] 20 s; during it spool_depth={mid.get('spool_depth')}")
         assert mid.get("spool_depth", 0) > 5000
         assert join() == devices * per
-        check(kafka.bootstrap, prefix, expected_ids(devices, per, "c"), "link cut 20 s")
+        check(kafka.client(), prefix, expected_ids(devices, per, "c"), "link cut 20 s")
     finally:
         for b in bridge_factory:
             b.stop()
@@ -274,12 +294,13 @@ def test_spool_budget_exhausted_backpressure_then_recovery(
     bridge_factory: list[BridgeProc],
 ) -> None:
     node, prefix = f"s{unique_id}", f"t{unique_id}."
+    private_infra.kafka_grant(prefix)  # recorded: written when Kafka starts
     # Kafka is not started yet: its port is free, the bridge can only spool.
     b = make_bridge(
         bridge_factory,
         tmp_path,
         infra_mqtt(stack),
-        private_infra.kafka_bootstrap,
+        private_infra.kafka_client("bridge"),
         prefix,
         node,
         spool_max_bytes=str(1_000_000),
@@ -294,5 +315,5 @@ def test_spool_budget_exhausted_backpressure_then_recovery(
     assert 1_000_000 <= h["spool_bytes"] < 2_000_000
     assert h["spool_depth"] < 20_000  # the rest waits, unacknowledged, at the broker
     private_infra.kafka.start()
-    check(private_infra.kafka_bootstrap, prefix, expected_ids(devices, per, "s"), "spool budget")
+    check(private_infra.kafka_client(), prefix, expected_ids(devices, per, "s"), "spool budget")
     assert (b.health() or {}).get("accepting") is True

@@ -10,18 +10,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from confluent_kafka import Producer
 
-from edgecloud.cloud.db import make_engine
-from edgecloud.cloud.migrations import migrate
+from edgecloud.cloud.settings import DEFAULT_GROUP_ID
 from edgecloud.core.events import reading_event_id
+from edgecloud.core.kafka import KafkaConnection
 from edgecloud.core.topics import kafka_topic
+from edgecloud.dev.process import wait_until
 from edgecloud.dev.stack import Infra
 
 N = 30_000
@@ -29,16 +28,8 @@ DEVICES = 20
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def engine(pg_url: str) -> Iterator[sa.Engine]:
-    migrate(pg_url)
-    eng = make_engine(pg_url)
-    yield eng
-    eng.dispose()
-
-
-def produce_readings(bootstrap: str, prefix: str) -> list[str]:
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20})
+def produce_readings(kafka: KafkaConnection, prefix: str) -> list[str]:
+    p = Producer(kafka.client_config(**{"enable.idempotence": True, "linger.ms": 20}))
     topic = kafka_topic("reading", prefix)
     ids = []
     for i in range(N):
@@ -69,9 +60,9 @@ def start_worker(stack: Infra, pg_url: str, prefix: str, log: Path) -> subproces
     env.update(
         {
             "EDGECLOUD_DATABASE_URL": pg_url,
-            "EDGECLOUD_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+            **stack.kafka_client("worker").env(),
             "EDGECLOUD_KAFKA_TOPIC_PREFIX": prefix,
-            "EDGECLOUD_KAFKA_GROUP_ID": f"{prefix}worker",
+            "EDGECLOUD_KAFKA_GROUP_ID": f"{DEFAULT_GROUP_ID}-{prefix}",  # the worker's ACL
             "EDGECLOUD_WORKER_BATCH_SIZE": "500",
             "EDGECLOUD_LOG_FORMAT": "json",
         }
@@ -88,21 +79,14 @@ def count(engine: sa.Engine) -> int:
         return int(conn.execute(sa.text("SELECT count(*) FROM readings")).scalar_one())
 
 
-def wait_for(pred, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not pred():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def test_kill_9_mid_ingest_then_restart_loses_and_duplicates_nothing(
     stack: Infra, pg_url: str, kafka_prefix: str, engine: sa.Engine, tmp_path: Path
 ) -> None:
-    ids = produce_readings(stack.kafka_bootstrap, kafka_prefix)
+    ids = produce_readings(stack.kafka_client("bridge"), kafka_prefix)
     log = tmp_path / "worker.log"
     proc = start_worker(stack, pg_url, kafka_prefix, log)
     try:
-        wait_for(lambda: count(engine) > 0, 120, "the first batch")
+        wait_until(lambda: count(engine) > 0, 120, "the first batch")
         at_kill = count(engine)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
@@ -114,7 +98,7 @@ def test_kill_9_mid_ingest_then_restart_loses_and_duplicates_nothing(
 
     proc = start_worker(stack, pg_url, kafka_prefix, log)
     try:
-        wait_for(lambda: count(engine) >= N, 240, f"{N} readings")
+        wait_until(lambda: count(engine) >= N, 240, f"{N} readings")
         time.sleep(1.0)  # anything still in flight would show up as an extra row
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, log.read_text()[-3000:]

@@ -10,7 +10,10 @@ import json
 import os
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -56,13 +59,57 @@ def _trace_of_one_reading(cloud_url: str, env: dict[str, str]) -> None:
     assert hops.index("reading bridge.acked") < hops.index("reading cloud.stored")
 
 
+def _registered_devices_reach_the_cloud(info: dict[str, Any]) -> None:
+    """Issue 16: ``dev up`` registered the simulated devices; one with a password (plain
+    listener) and one with a certificate (TLS listener, MQTT port + 1) each publish a reading
+    with ``mosquitto_pub``, and both readings come back from the cloud's REST API (agent ->
+    bridge -> Kafka -> worker -> Postgres)."""
+    by_auth = {d["auth"]: d for d in info["devices"]}
+    pw_dev, cert_dev, tls = by_auth["password"], by_auth["cert"], info["mqtt_tls"]
+    assert tls["device_id"] and tls["port"] == int(info["mqtt_url"].rsplit(":", 1)[1]) + 1
+    port = info["mqtt_url"].rsplit(":", 1)[1]
+    seq = time.time_ns() // 1000  # above the simulator's epoch-millisecond seqs
+    ts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def body(device: str) -> str:
+        return json.dumps({"device_id": device, "seq": seq, "ts": ts, "values": {"t": 21.5}})
+
+    pid = pw_dev["device_id"]
+    subprocess.run(
+        ["mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-V", "5", "-q", "1", "-u", pid,
+         "-i", pid, "-P", pw_dev["password"], "-t", f"devices/{pid}/telemetry", "-m", body(pid)],
+        check=True, timeout=30,
+    )  # fmt: skip
+    cid = cert_dev["device_id"]
+    subprocess.run(
+        ["mosquitto_pub", "-h", tls["host"], "-p", str(tls["port"]), "--cafile", tls["ca_file"],
+         "--cert", cert_dev["cert_file"], "--key", cert_dev["key_file"], "-V", "5", "-q", "1",
+         "-t", f"devices/{cid}/telemetry", "-m", body(cid)],
+        check=True, timeout=30,
+    )  # fmt: skip
+    read = {"Authorization": f"Bearer {info['tokens']['read']}"}
+
+    def stored(device: str) -> bool:
+        url = f"{info['cloud_api_url']}/api/v1/devices/{device}/readings?limit=500"
+        items = httpx.get(url, headers=read, timeout=10.0).json().get("items", [])
+        return any(r["seq"] == seq and r["values"] == {"t": 21.5} for r in items)
+
+    process.wait_until(lambda: stored(pid), 60.0, f"{pid}'s reading in the cloud")
+    process.wait_until(lambda: stored(cid), 60.0, f"{cid}'s reading in the cloud")
+
+
 @pytest.mark.timeout(480)
 def test_demo_two_nodes(tmp_path: Path) -> None:
     state = tmp_path / "state"
+    # MQTT port + 1 is Mosquitto's TLS listener
+    mqtt = process.free_port_block(2)
+    ports = ",".join(
+        str(p) for p in (process.free_port(), mqtt, process.free_port(), process.free_port())
+    )
     env = {
         **os.environ,
         "EDGECLOUD_STATE_DIR": str(state),
-        "EDGECLOUD_DEV_PORTS": ",".join(str(process.free_port()) for _ in range(4)),
+        "EDGECLOUD_DEV_PORTS": ports,
         "EDGECLOUD_DEV_API_PORT": str(process.free_port()),
         "EDGECLOUD_DEV_AGENT_PORT_BASE": str(process.free_port_block(3)),
         "EDGECLOUD_DEV_BRIDGE_PORT_BASE": str(process.free_port_block(3)),
@@ -122,6 +169,7 @@ def test_demo_two_nodes(tmp_path: Path) -> None:
         assert info["processes"]["prometheus"] and info["processes"]["alertmanager"]
         _prometheus_scrapes_every_app(info["prometheus_url"])
         _trace_of_one_reading(info["cloud_database_url"], env)
+        _registered_devices_reach_the_cloud(info)
     finally:
         subprocess.run([*cli(), "dev", "down"], env=env, capture_output=True, timeout=120)
     stand_in = state / "run" / "app-openai_standin.pid"

@@ -22,7 +22,7 @@ from edgecloud.adapters.mqtt import MqttConfig, make_publisher, make_subscriber
 from edgecloud.core.events import reading_event_id
 from edgecloud.dev.stack import Infra
 from edgecloud.edge.db import make_engine
-from edgecloud.edge.harness import AgentProcess
+from edgecloud.testing.edge_process import AgentProcess
 
 DEVICES = 20
 PER_DEVICE = 750  # 15,000 readings

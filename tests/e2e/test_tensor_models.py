@@ -35,8 +35,10 @@ from edgecloud.adapters.mqtt import MqttConfig, make_publisher, make_subscriber
 from edgecloud.bench.bridge import BridgeProc, bridge_env, infra_mqtt
 from edgecloud.bench.tensor_models import CLASSES, IMAGE_MEAN, IMAGE_STD, ONNX, write_bundle
 from edgecloud.cloud.db import make_engine
+from edgecloud.cloud.settings import DEFAULT_GROUP_ID
 from edgecloud.core.tensors import encode_binary
 from edgecloud.dev import process
+from edgecloud.dev.process import wait_until
 from edgecloud.dev.stack import Infra
 
 Arrays = dict[str, np.ndarray[Any, Any]]
@@ -145,9 +147,9 @@ def start_worker(stack: Infra, db_url: str, prefix: str, log: Path) -> int:
     env.update(
         {
             "EDGECLOUD_DATABASE_URL": db_url,
-            "EDGECLOUD_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+            **stack.kafka_client("worker").env(),
             "EDGECLOUD_KAFKA_TOPIC_PREFIX": prefix,
-            "EDGECLOUD_KAFKA_GROUP_ID": f"{prefix}worker",
+            "EDGECLOUD_KAFKA_GROUP_ID": f"{DEFAULT_GROUP_ID}-{prefix}",  # the worker's ACL
             "EDGECLOUD_LOG_FORMAT": "json",
         }
     )
@@ -171,8 +173,10 @@ def world(stack: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wo
     fleet = make_fleet(stack, tmp)
     node = f"{fleet.tag}-t1"
     prefix = f"t{fleet.tag}."
+    stack.kafka_grant(prefix)
+    bridge_kafka = stack.kafka_client("bridge")
     env = bridge_env(
-        infra_mqtt(stack), stack.kafka_bootstrap, prefix, node, tmp / "spool", process.free_port()
+        infra_mqtt(stack), bridge_kafka, prefix, node, tmp / "spool", process.free_port()
     )
     bridge = BridgeProc(env, tmp / "bridge.log")
     worker_log = tmp / "worker.log"
@@ -193,17 +197,8 @@ def world(stack: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wo
         if worker:
             process.terminate(worker, timeout=30.0)
         fleet.stop()
-        delete_topics_with_prefix(stack.kafka_bootstrap, prefix)
-
-
-def wait_for(pred: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise TimeoutError(what)
+        delete_topics_with_prefix(stack.kafka_client(), prefix)
+        stack.kafka_revoke(prefix)
 
 
 def cloud_rows(world: World) -> dict[int, dict[str, Any]]:
@@ -260,7 +255,7 @@ def test_three_signatures_push_rollout_readings_cloud(world: World) -> None:
                 and device.sent.get(seq, ("",))[0] == kind
             ]  # fmt: skip
 
-        seqs = wait_for(lambda: len(served()) >= 10 and served(), 60, f"10 {kind} results")
+        seqs = wait_until(lambda: len(served()) >= 10 and served(), 60, f"10 {kind} results")
         both_forms = {s % 2 for s in seqs}
         assert both_forms == {0, 1}  # JSON and binary
         for seq in seqs[:10]:
@@ -274,7 +269,7 @@ def test_three_signatures_push_rollout_readings_cloud(world: World) -> None:
     def all_in_cloud() -> bool:  # the agent emitted the last reading; the cloud has them all
         return last in events.events and cloud_count(world)[0] == len(events.events)
 
-    wait_for(all_in_cloud, 90, "every emitted reading in the cloud")
+    wait_until(all_in_cloud, 90, "every emitted reading in the cloud")
     rows = cloud_rows(world)
     n, distinct = cloud_count(world)
     assert n == distinct == len(rows) == len(events.events), (n, distinct, len(rows), sent)

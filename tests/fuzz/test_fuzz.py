@@ -20,7 +20,7 @@ SECONDS = int(os.environ.get("EDGECLOUD_FUZZ_SECONDS", "15"))
 def _unpacker_refuses_a_corrupt_zip() -> bool:
     """Whether the registry's unpacker refuses the first crash this target found (a zip whose
     central directory is corrupt: ``zipfile.BadZipFile``, a 500 before issue 20's finding 1)."""
-    from edgecloud.cloud.registry.archive import extract
+    from edgecloud.core.archive import extract
     from edgecloud.core.errors import ValidationFailed
 
     with tempfile.TemporaryDirectory() as tmp:

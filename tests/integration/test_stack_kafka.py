@@ -15,13 +15,9 @@ def test_idempotent_produce_then_consume_everything(
     stack: Infra, kafka_prefix: str, unique_id: str
 ) -> None:
     topic = f"{kafka_prefix}roundtrip"
+    kafka = stack.kafka_client("admin")  # a topic of no role: the super user's
     producer = Producer(
-        {
-            "bootstrap.servers": stack.kafka_bootstrap,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-        }
+        kafka.client_config(**{"enable.idempotence": True, "acks": "all", "linger.ms": 5})
     )
     delivered: list[tuple[int, int]] = []
     errors: list[KafkaError] = []
@@ -47,12 +43,13 @@ def test_idempotent_produce_then_consume_everything(
     assert len(set(delivered)) == COUNT
 
     consumer = Consumer(
-        {
-            "bootstrap.servers": stack.kafka_bootstrap,
-            "group.id": f"g{unique_id}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
+        kafka.client_config(
+            **{
+                "group.id": f"g{unique_id}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
     )
     seen: dict[int, int] = {}
     keys_by_partition: dict[bytes, set[int]] = {}

@@ -51,6 +51,12 @@ def test_private_stack_restarts_after_kill_and_dev_down_leaves_nothing(
     info = json.loads(status.stdout)
     assert info["processes"]["kafka"] == pids["kafka"]
     assert info["kafka_bootstrap"] == f"127.0.0.1:{ports.kafka}"
+    bridge = info["kafka_clients"]["bridge"]  # client settings, the password by file only
+    assert (bridge["security_protocol"], bridge["username"]) == ("SASL_PLAINTEXT", "bridge")
+    assert bridge["password_file"] == str(infra.state_dir / "kafka" / "sasl" / "bridge")
+    assert set(info["kafka_clients"]) == {"admin", "bridge", "worker", "dapr-cloud", "bench"}
+    for name in info["kafka_clients"]:
+        assert infra.kafka_client(name).secret() not in status.stdout
 
     down = subprocess.run(
         [*CLI, "dev", "down", "--state-dir", str(infra.state_dir)],

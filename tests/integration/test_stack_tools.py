@@ -1,4 +1,4 @@
-"""Stock tools, not project code, can use the stack: mosquitto_pub/sub, kcat, psql."""
+"""Stock tools, not project code, against the stack: mosquitto_pub/sub, kcat, psql."""
 
 from __future__ import annotations
 
@@ -64,10 +64,14 @@ def test_mosquitto_pub_without_password_is_refused(stack: Infra) -> None:
     assert pub.returncode != 0
 
 
-def test_kcat_lists_metadata(stack: Infra) -> None:
-    done = run(["kcat", "-L", "-b", stack.kafka_bootstrap, "-m", "10"])
-    assert done.returncode == 0, done.stderr
-    assert "1 brokers:" in done.stdout
+def test_kcat_without_credentials_is_refused(stack: Infra) -> None:
+    """Debian's kcat links librdkafka 2.0.2, whose SCRAM is refused by Kafka 4.x (a nonce bug
+    fixed in librdkafka 2.6.1, confluentinc/librdkafka#4895): it can only show the refusal."""
+    if not stack.kafka_client().sasl:
+        pytest.skip("an external Kafka without SASL")
+    done = run(["kcat", "-L", "-b", stack.kafka_bootstrap, "-m", "5"])
+    assert done.returncode != 0
+    assert "Failed to acquire metadata" in done.stderr, done.stderr
 
 
 def test_psql_select_1(pg_url: str) -> None:

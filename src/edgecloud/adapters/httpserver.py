@@ -35,17 +35,24 @@ class SlowClientLimits:
 
 
 class _Deadlines:
-    """State and timer shared by both protocol classes; ``phase`` is ``headers`` (reading
-    them), ``body``, ``app`` (the request is in) or ``idle`` (between requests)."""
+    """State, timer and connection hooks shared by both protocol classes (put before the
+    uvicorn protocol in the bases: its ``super()`` is that protocol); ``phase`` is ``headers``
+    (reading them), ``body``, ``app`` (the request is in) or ``idle`` (between requests)."""
 
     limits = SlowClientLimits()
     loop: asyncio.AbstractEventLoop
     transport: asyncio.Transport
     client: tuple[str, int] | None
 
-    def _deadline_init(self) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._phase = "headers"
         self._timer: asyncio.TimerHandle | None = None
+        super().connection_made(transport)  # type: ignore[misc]  # the uvicorn protocol's
+        self._arm("headers")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def _arm(self, phase: str) -> None:
         self._disarm()
@@ -77,15 +84,6 @@ class _Deadlines:
 
 
 class _H11(_Deadlines, H11Protocol):
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        self._deadline_init()
-        super().connection_made(transport)
-        self._arm("headers")
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
     def data_received(self, data: bytes) -> None:
         self._request_starts()
         super().data_received(data)
@@ -113,15 +111,6 @@ def _httptools_class() -> type[Any] | None:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class _HttpTools(_Deadlines, HttpToolsProtocol):
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            self._deadline_init()
-            super().connection_made(transport)
-            self._arm("headers")
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
         def data_received(self, data: bytes) -> None:
             self._request_starts()
             super().data_received(data)

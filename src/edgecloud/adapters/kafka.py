@@ -25,12 +25,14 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from edgecloud.core.errors import Backpressure, ConfigError, TransportError
+from edgecloud.core.kafka import KafkaConnection
 
 log = logging.getLogger("edgecloud.adapters.kafka")
 _rdlog = logging.getLogger("librdkafka")
 
 # What the bridge always sets; EDGECLOUD_KAFKA_CONFIG may override anything but these.
 PINNED = {"enable.idempotence": True, "acks": "all"}
+READER_GROUP_PREFIX = "edgecloud-reader-"  # read_topics' throw-away consumer groups
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +49,13 @@ DeliveryCallback = Callable[[int, DeliveryError | None], None]
 
 
 def producer_config(
-    bootstrap: str,
-    extra: dict[str, Any] | None = None,
+    conn: KafkaConnection,
     *,
     linger_ms: float = 2.0,
     compression: str = "lz4",
     queue_messages: int = 200_000,
 ) -> dict[str, Any]:
     conf: dict[str, Any] = {
-        "bootstrap.servers": bootstrap,
         "compression.type": compression,
         "linger.ms": linger_ms,
         "message.timeout.ms": 0,
@@ -67,9 +67,10 @@ def producer_config(
         "reconnect.backoff.max.ms": 2000,
         "client.id": "edgecloud-bridge",
     }
-    conf.update(extra or {})
+    extra = conn.extra
+    conf.update(conn.client_config())
     for key, value in PINNED.items():
-        if key in (extra or {}) and str(extra[key]).lower() != str(value).lower():  # type: ignore[index]
+        if key in extra and str(extra[key]).lower() != str(value).lower():
             raise ConfigError(f"the bridge needs {key}={value}; EDGECLOUD_KAFKA_CONFIG sets it")
     conf.update(PINNED)
     return conf
@@ -142,14 +143,33 @@ class KafkaProducer:
             raise TransportError(f"kafka produce to {topic}: {exc}") from exc
 
     def poll(self, timeout_s: float = 0.0) -> int:
-        return int(self._producer.poll(timeout_s))
+        try:
+            return int(self._producer.poll(timeout_s))
+        except KafkaException as exc:
+            # librdkafka raises a fatal error here too (e.g. CLUSTER_AUTHORIZATION_FAILED for
+            # the producer id, when a broker's ACLs are not written yet): the owner rebuilds.
+            err = exc.args[0] if exc.args else None
+            if not (isinstance(err, KafkaError) and err.fatal()):
+                raise TransportError(f"kafka poll: {exc}") from exc
+            self.fatal_error = self.fatal_error or f"{err.name()}: {err.str()}"
+            log.error("kafka fatal error", extra={"kafka_error": self.fatal_error})
+            return 0
 
     def in_queue(self) -> int:
         return len(self._producer)
 
     def flush(self, timeout_s: float) -> int:
         """Wait for outstanding deliveries; returns how many are still outstanding."""
-        return int(self._producer.flush(timeout_s))
+        if self.fatal_error is not None:
+            return len(self._producer)  # nothing more will be delivered: the spool keeps it
+        try:
+            return int(self._producer.flush(timeout_s))
+        except (KafkaException, SystemError) as exc:
+            # A fatal error raised while flush serves callbacks comes out as KafkaException, or
+            # as SystemError when a delivery callback runs with it pending (confluent-kafka).
+            self.fatal_error = self.fatal_error or str(exc)
+            log.error("kafka fatal error", extra={"kafka_error": self.fatal_error})
+            return len(self._producer)
 
     def abandon(self) -> None:
         """Drop what is queued (after a fatal error): reports of it are ignored by the owner."""
@@ -160,22 +180,21 @@ class KafkaProducer:
             log.warning("kafka purge failed", extra={"kafka_error": str(exc)})
 
 
-def _admin(bootstrap: str, extra: dict[str, Any] | None) -> AdminClient:
-    conf = {"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000, **(extra or {})}
+def _admin(conn: KafkaConnection) -> AdminClient:
+    conf = {"socket.timeout.ms": 5000, **conn.client_config()}
     return AdminClient(conf, logger=_rdlog)
 
 
 def ensure_topics(
-    bootstrap: str,
+    conn: KafkaConnection,
     names: Sequence[str],
     *,
     partitions: int = -1,
     config: dict[str, str] | None = None,
-    extra: dict[str, Any] | None = None,
     timeout_s: float = 15.0,
 ) -> list[str]:
     """Create the topics that do not exist yet (-1 partitions: the broker's default)."""
-    admin = _admin(bootstrap, extra)
+    admin = _admin(conn)
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
         missing = [n for n in names if n not in existing]
@@ -209,7 +228,7 @@ class Consumed:
 
 
 def read_topics(
-    bootstrap: str,
+    conn: KafkaConnection,
     topics: Sequence[str],
     *,
     expect: int | None = None,
@@ -224,14 +243,13 @@ def read_topics(
     says so, or after ``timeout_s``.
     """
     conf = {
-        "bootstrap.servers": bootstrap,
-        "group.id": f"edgecloud-reader-{uuid.uuid4().hex[:10]}",
+        "group.id": f"{READER_GROUP_PREFIX}{uuid.uuid4().hex[:10]}",
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
         "fetch.wait.max.ms": 10,
         "topic.metadata.refresh.interval.ms": 2000,
         "logger": _rdlog,
-        **(extra or {}),
+        **conn.client_config(**(extra or {})),
     }
     consumer = Consumer(conf)
     out: list[Consumed] = []

@@ -25,6 +25,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from edgecloud.core.errors import TransportError
+from edgecloud.core.kafka import KafkaConnection
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class BatchConsumer:
 
     def __init__(
         self,
-        bootstrap: str,
+        conn: KafkaConnection,
         group_id: str,
         topics: Sequence[str],
         extra: dict[str, Any] | None = None,
@@ -78,7 +79,6 @@ class BatchConsumer:
         """``on_lag(topic -> messages behind)``: called from ``poll_batch`` every
         ``statistics.interval.ms`` (5 s unless ``extra`` says otherwise) when given."""
         conf: dict[str, Any] = {
-            "bootstrap.servers": bootstrap,
             "group.id": group_id,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
@@ -92,7 +92,7 @@ class BatchConsumer:
         if on_lag is not None:
             conf["statistics.interval.ms"] = 5000
             conf["stats_cb"] = lambda text: on_lag(consumer_lag(text))
-        conf.update(extra or {})
+        conf.update(conn.client_config(**(extra or {})))
         try:
             self._consumer = Consumer(conf)
             self._consumer.subscribe(list(topics))
@@ -166,14 +166,13 @@ class BatchConsumer:
 
 
 def ensure_topics(
-    bootstrap: str,
+    conn: KafkaConnection,
     topics: Sequence[str],
     partitions: int = 3,
-    extra: dict[str, Any] | None = None,
     timeout_s: float = 30.0,
 ) -> None:
     """Create the topics that do not exist yet (replication factor 1 on a dev broker)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, **(extra or {})})
+    admin = AdminClient(conn.client_config())
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
     except KafkaException as exc:
@@ -196,7 +195,7 @@ def ensure_topics(
 
 
 def produce_values(
-    bootstrap: str,
+    conn: KafkaConnection,
     topic: str,
     items: Iterable[tuple[bytes | None, bytes]],
     extra: dict[str, Any] | None = None,
@@ -215,14 +214,13 @@ def produce_values(
 
     producer = Producer(
         {
-            "bootstrap.servers": bootstrap,
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 20,
             "batch.size": 1_000_000,
             "compression.type": "lz4",
             "queue.buffering.max.messages": 500_000,
-            **(extra or {}),
+            **conn.client_config(**(extra or {})),
         }
     )
     for key, value in items:
@@ -243,9 +241,9 @@ def produce_values(
 
 
 def make_consumer(
-    bootstrap: str, group_id: str, topics: Sequence[str], extra: dict[str, Any] | None = None
+    conn: KafkaConnection, group_id: str, topics: Sequence[str], extra: dict[str, Any] | None = None
 ) -> BatchConsumer:
-    return BatchConsumer(bootstrap, group_id, topics, extra)
+    return BatchConsumer(conn, group_id, topics, extra)
 
 
 __all__ = [

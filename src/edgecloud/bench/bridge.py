@@ -4,10 +4,16 @@ Runs on a private Mosquitto + Kafka (own state dir, free ports) so that Kafka ca
 the drain phase. Phases, each with the bridge as a real ``edgecloud bridge run`` process:
 
 - limit: a paho receive-only loop (the MQTT adapter's subscriber, acking at once) receiving the
-  same unpaced stream from the same publisher processes: ``limit_rate_per_s``;
-- throughput: ``events`` events, one 200-byte event per MQTT message, unpaced; the rate runs from
-  the first publish to the last Kafka append (topics use LogAppendTime); lost / duplicates are
-  counted from what a consumer reads back;
+  same unpaced stream (same shape) from the same publisher processes: ``limit_rate_per_s``, in
+  events/s;
+- throughput: ``events`` 200-byte events, unpaced, in the shape the edge publishes them
+  (``shape="arrays"``: JSON arrays of ``EVENTS_PER_MESSAGE`` events, as ``edge/outbox.py``
+  batches them) or one event per MQTT message (``shape="single"``); the rate runs from the
+  first publish to the last Kafka append (topics use LogAppendTime); lost / duplicates are
+  counted from what a consumer reads back; ``extra.bridge_cpu_us_per_event`` is the bridge
+  process's CPU over the run per event (steadier than the rate on a shared machine). In an array
+  only the first event carries the publish time (the others ``pub_ns`` 0), so latencies are per
+  message;
 - latency: ``rate`` events/s (default 5,000) for ``latency_s``; p50/p99 of Kafka append time
   minus publish time (the same clock);
 - drain: ingest at ``drain_rate`` while Kafka is stopped for ``outage_s``, keep ingesting after
@@ -35,13 +41,17 @@ from edgecloud.adapters.mqtt import MqttConfig, PahoSubscriber, make_publisher
 from edgecloud.bench.blast import blast
 from edgecloud.bench.blast import prebuild as build_packets
 from edgecloud.bench.common import BenchResult, paced, percentile
+from edgecloud.bench.edge import cpu_seconds
 from edgecloud.core.gctune import tune_gc
+from edgecloud.core.kafka import KafkaConnection
 from edgecloud.core.topics import events_topic, kafka_dead_letter_topic, kafka_topic
 from edgecloud.dev import process
 from edgecloud.dev.stack import Infra, Ports
-from edgecloud.sync.check import Tally, device_name, expected_ids, reading_payload
+from edgecloud.testing.tally import Tally, device_name, expected_ids, reading_payload
 
 TOPIC_TYPES = ("reading", "heartbeat", "model_status")
+SHAPES = ("arrays", "single")
+EVENTS_PER_MESSAGE = 200  # the edge outbox's default events_per_message (edge/outbox.py)
 
 
 def all_topics(prefix: str) -> list[str]:
@@ -53,17 +63,36 @@ _PLACEHOLDER_NS = 10**18  # as many digits as time.time_ns() (until the year 228
 _NS_DIGITS = len(str(_PLACEHOLDER_NS))
 
 
+_MARKER = b'"pub_ns":%d' % _PLACEHOLDER_NS
+
+
 def _payload_parts(
-    node: str, devices: list[int], per_device: int, tag: str
+    node: str, devices: list[int], per_device: int, tag: str, per_message: int = 1
 ) -> Iterator[tuple[bytes, bytes]]:
     """Each payload of a publisher, in publish order, split around its publish time (filled in
-    when it is sent)."""
-    marker = b'"pub_ns":%d' % _PLACEHOLDER_NS
+    when it is sent). ``per_message`` > 1: compact JSON arrays of that many events (the last
+    one shorter), as the edge outbox writes them; the first event of each carries the time."""
+    batch: list[bytes] = []
     for seq in range(per_device):
         for d in devices:
             raw = reading_payload(node, device_name(d, tag), seq, _PLACEHOLDER_NS)
-            i = raw.index(marker) + len(marker) - _NS_DIGITS
-            yield raw[:i], raw[i + _NS_DIGITS :]
+            if per_message == 1:
+                i = raw.index(_MARKER) + len(_MARKER) - _NS_DIGITS
+                yield raw[:i], raw[i + _NS_DIGITS :]
+                continue
+            batch.append(raw)
+            if len(batch) == per_message:
+                yield _array_parts(batch)
+                batch = []
+    if batch:
+        yield _array_parts(batch)
+
+
+def _array_parts(events: list[bytes]) -> tuple[bytes, bytes]:
+    first = b"[" + events[0]
+    i = first.index(_MARKER) + len(_MARKER) - _NS_DIGITS
+    rest = b"".join([b"," + e.replace(_MARKER, b'"pub_ns":0') for e in events[1:]])
+    return first[:i], first[i + _NS_DIGITS :] + rest + b"]"
 
 
 def _publish_worker(
@@ -76,8 +105,9 @@ def _publish_worker(
     tag: str,
     topic: str,
     prebuild: bool,
+    per_message: int = 1,
 ) -> int:
-    parts = _payload_parts(node, devices, per_device, tag)
+    parts = _payload_parts(node, devices, per_device, tag, per_message)
     config = MqttConfig.from_url(url)
     if prebuild:
         # the benchmarks: making an event costs more CPU than publishing it, and the load
@@ -116,8 +146,11 @@ def publish(
     tag: str = "",
     topic: str | None = None,
     prebuild: bool = False,
+    per_message: int = 1,
 ) -> Callable[[], int]:
-    """Start publishing in ``processes`` processes; returns a join() giving the count sent.
+    """Start publishing in ``processes`` processes; returns a join() giving the count sent
+    (events without ``prebuild``, MQTT messages with it). ``rate`` is in events/s;
+    ``per_message`` events go in one message (a JSON array when above 1).
 
     ``topic`` defaults to the node's reading events topic (what the bridge subscribes to).
     Publishing starts 1.5 s from now; with ``prebuild`` (the benchmarks) the payloads are made
@@ -129,11 +162,11 @@ def publish(
     build_s = devices * per_device / processes * 40e-6 if prebuild else 0.0
     start_at = time.time() + 1.5 + build_s
     shares = [list(range(i, devices, processes)) for i in range(processes)]
-    each_rate = rate / processes if rate > 0 else 0.0
+    each_rate = rate / processes / per_message if rate > 0 else 0.0
     results = [
         pool.apply_async(
             _publish_worker,
-            (url, node, s, per_device, each_rate, start_at, tag, topic, prebuild),
+            (url, node, s, per_device, each_rate, start_at, tag, topic, prebuild, per_message),
         )
         for s in shares
         if s
@@ -218,7 +251,7 @@ class BridgeProc:
 
 def bridge_env(
     mqtt: tuple[str, str, str],
-    kafka_bootstrap: str,
+    kafka: KafkaConnection,
     prefix: str,
     node: str,
     spool: Path,
@@ -233,13 +266,13 @@ def bridge_env(
         "EDGECLOUD_MQTT_USERNAME": user,
         "EDGECLOUD_MQTT_PASSWORD": pw,
         "EDGECLOUD_MQTT_CLIENT_ID": f"bridge-{node}",
-        "EDGECLOUD_KAFKA_BOOTSTRAP": kafka_bootstrap,
         "EDGECLOUD_KAFKA_TOPIC_PREFIX": prefix,
         "EDGECLOUD_SPOOL_DIR": str(spool),
         "EDGECLOUD_BRIDGE_HTTP_PORT": str(http_port),
         "EDGECLOUD_HEARTBEAT_INTERVAL_S": "5",
         "EDGECLOUD_LOG_LEVEL": "INFO",
     }
+    env.update(kafka.env())
     env.update({f"EDGECLOUD_{k.upper()}": v for k, v in more.items()})
     return env
 
@@ -253,11 +286,13 @@ def admin_url(infra: Infra) -> str:
     return f"mqtt://{user}:{pw}@{infra.mqtt_host}:{infra.mqtt_port}"
 
 
-def tally(infra: Infra | str, prefix: str, expected: set[str], timeout_s: float = 120.0) -> Tally:
+def tally(
+    infra: Infra | KafkaConnection, prefix: str, expected: set[str], timeout_s: float = 120.0
+) -> Tally:
     """Read the readings topic until every expected event is there (or ``timeout_s``)."""
     t = Tally(expected=expected)
     read_topics(
-        infra if isinstance(infra, str) else infra.kafka_bootstrap,
+        infra if isinstance(infra, KafkaConnection) else infra.kafka_client("bench"),
         [kafka_topic("reading", prefix)],
         idle_s=timeout_s,
         timeout_s=timeout_s,
@@ -272,8 +307,9 @@ def new_tag() -> str:
 
 
 # --- phases ----------------------------------------------------------------------------------
-def paho_limit(infra: Infra, events: int, publishers: int) -> float:
-    """Receive rate of the adapter's subscriber acking at once (no spool, no Kafka)."""
+def paho_limit(infra: Infra, events: int, publishers: int, per_message: int = 1) -> float:
+    """Receive rate (events/s) of the adapter's subscriber acking at once (no spool, no
+    Kafka), of ``events`` in messages of ``per_message`` events."""
     node = f"lim{uuid.uuid4().hex[:6]}"
     user, pw = infra.mqtt_account("admin")
     cfg = MqttConfig.from_url(infra.mqtt_url, username=user, password=pw)
@@ -283,10 +319,13 @@ def paho_limit(infra: Infra, events: int, publishers: int) -> float:
     devices = 100
     join = publish(
         admin_url(infra), node, devices, events // devices, processes=publishers, topic=topic,
-        prebuild=True,
+        prebuild=True, per_message=per_message,
     )  # fmt: skip
     got, first, last = 0, 0.0, 0.0
-    total = devices * (events // devices)
+    per_publisher = [
+        len(range(i, devices, publishers)) * (events // devices) for i in range(publishers)
+    ]
+    total = sum(-(-n // per_message) for n in per_publisher if n)  # messages
     deadline = time.monotonic() + 600
     while got < total and time.monotonic() < deadline:
         batch = sub.get_batch(5000, 0.005)
@@ -297,7 +336,7 @@ def paho_limit(infra: Infra, events: int, publishers: int) -> float:
             got += len(batch)
     join()
     sub.stop()
-    return got / max(1e-6, last - first)
+    return got * (devices * (events // devices)) / total / max(1e-6, last - first)
 
 
 def throughput(
@@ -307,19 +346,25 @@ def throughput(
     events: int,
     publishers: int,
     rate: float = 0.0,
+    per_message: int = 1,
+    bridge_pid: int | None = None,
+    topic: str | None = None,
 ) -> BenchResult:
-    """Publish ``events`` (unpaced when ``rate`` is 0) and read them back from Kafka."""
+    """Publish ``events`` (unpaced when ``rate`` is 0) to ``topic`` (default: the node's events
+    topic) and read them back from Kafka."""
     devices = 100
     per = max(1, events // devices)
     total = devices * per
     tag = new_tag()
     ids = expected_ids(devices, per, tag)
+    cpu0 = cpu_seconds(bridge_pid) if bridge_pid else 0.0
     join = publish(
         admin_url(infra), node, devices, per, rate=rate, processes=publishers, tag=tag,
-        prebuild=True,
+        topic=topic, prebuild=True, per_message=per_message,
     )  # fmt: skip
     join()
     t = tally(infra, prefix, ids)
+    cpu = cpu_seconds(bridge_pid) - cpu0 if bridge_pid else 0.0
     seconds = max(1e-6, (t.last_append_ms - t.first_pub_ms) / 1000)
     lat = t.latencies_ms
     return BenchResult(
@@ -333,7 +378,10 @@ def throughput(
         duplicates=t.duplicates,
         limit_rate_per_s=0.0,
         ratio_to_limit=0.0,
-        extra={"order_violations": t.order_violations},
+        extra={
+            "order_violations": t.order_violations,
+            "bridge_cpu_us_per_event": round(cpu / max(1, len(t.seen)) * 1e6, 1),
+        },
     )
 
 
@@ -395,27 +443,38 @@ def run(
     outage_s: float = 60.0,
     drain_rate: float = 5000.0,
     publishers: int = 2,
+    shape: str = "arrays",
     workdir: Path | None = None,
     say: Callable[[str], None] = print,
+    peer: str | None = None,
+    kill_seconds: float = 20.0,
 ) -> BenchResult:
+    """``shape``: ``arrays`` (what the edge publishes) or ``single`` (one event a message).
+    ``peer="telegraf"`` also measures Telegraf in every run (one event a message) and a kill -9
+    of both (extra.peer, bench/bridge_peer.py)."""
+    if shape not in SHAPES:
+        raise ValueError(f"shape {shape!r}: one of {', '.join(SHAPES)}")
+    per_message = EVENTS_PER_MESSAGE if shape == "arrays" else 1
     base = Path(workdir or tempfile.mkdtemp(prefix="edgecloud-bench-bridge-"))
     infra = Infra(base / "state", Ports.free())
     say(f"starting a private Mosquitto and Kafka in {base}")
     infra.mosquitto.start()
     infra.kafka.start()
     bridge: BridgeProc | None = None
+    peers: Any = None  # bench/bridge_peer.PeerRun with --peer telegraf
     try:
-        prefix = f"b{uuid.uuid4().hex[:6]}."
+        prefix = f"bench{uuid.uuid4().hex[:6]}."  # the bench principal's topics
+        infra.kafka_grant(prefix)
         node = "bench-1"
         ensure_topics(
-            infra.kafka_bootstrap,
+            infra.kafka_client("bench"),
             all_topics(prefix),
             partitions=3,
             config={"message.timestamp.type": "LogAppendTime"},
         )
         env = bridge_env(
             infra_mqtt(infra),
-            infra.kafka_bootstrap,
+            infra.kafka_client("bridge"),
             prefix,
             node,
             base / "spool",
@@ -424,17 +483,30 @@ def run(
         bridge = BridgeProc(env, base / "bridge.log")
         bridge.start()
         bridge.wait_ready()
+        if peer is not None:
+            from edgecloud.bench.bridge_peer import PeerRun
+
+            peers = PeerRun.start(infra, base, bridge, prefix, node)
         results = []
         for i in range(runs):
-            limit = paho_limit(infra, events, publishers)
-            say(f"run {i + 1}: paho receive loop {limit:,.0f} msg/s")
-            res = throughput(infra, prefix, node, events, publishers)
+            if peers is not None:
+                peers.measure(events, rate, latency_s, publishers, say)
+            limit = paho_limit(infra, events, publishers, per_message)
+            say(f"run {i + 1}: paho receive loop {limit:,.0f} ev/s ({shape})")
+            res = throughput(
+                infra, prefix, node, events, publishers, per_message=per_message,
+                bridge_pid=bridge.pid,
+            )  # fmt: skip
             say(
                 f"run {i + 1}: bridge {res.rate_per_s:,.0f} ev/s "
+                f"({res.extra['bridge_cpu_us_per_event']} us CPU/event) "
                 f"lost={res.lost} dup={res.duplicates}"
             )
             os.sync()  # the burst's dirty pages go out now, not in the middle of the latency run
-            lat = throughput(infra, prefix, node, int(rate * latency_s), publishers, rate=rate)
+            lat = throughput(
+                infra, prefix, node, int(rate * latency_s), publishers, rate=rate,
+                per_message=per_message,
+            )  # fmt: skip
             say(f"run {i + 1}: at {rate:,.0f}/s p50={lat.p50_ms} ms p99={lat.p99_ms} ms")
             results.append(
                 res.model_copy(
@@ -456,12 +528,19 @@ def run(
                 f"drain: {d['drain_rate_per_s']:,.0f}/s = {d['drain_ratio']}x ingest, "
                 f"lost={d['lost']}"
             )
+        more: dict[str, Any] = {}
+        if peers is not None:
+            more["peer"] = peers.finish(rate, kill_seconds, publishers, say)
         out = BenchResult.from_runs(
             "bridge",
             results,
             drain=d,
+            **more,
             latency_rate_per_s=rate,
             event_bytes=200,
+            shape=shape,
+            events_per_message=per_message,
+            bridge_cpu_us_per_event=_median([r.extra["bridge_cpu_us_per_event"] for r in results]),
             publishers=publishers,
             cpus=os.cpu_count(),
         )
@@ -471,5 +550,12 @@ def run(
     finally:
         if bridge is not None:
             bridge.stop()
+        if peers is not None:
+            peers.stop()
         infra.kafka.stop()
         infra.mosquitto.stop()
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2] if ordered else 0.0

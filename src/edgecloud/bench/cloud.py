@@ -31,6 +31,7 @@ from edgecloud.cloud.worker.service import Worker
 from edgecloud.cloud.worker.store import Store
 from edgecloud.core.events import reading_event_id
 from edgecloud.core.gctune import tune_gc
+from edgecloud.core.kafka import KafkaConnection
 from edgecloud.core.topics import kafka_dead_letter_topic, kafka_topic
 from edgecloud.dev.postgres import create_database, drop_database, libpq_url
 
@@ -126,25 +127,23 @@ def raw_copy_rate(url: str, rows: bytes, n: int) -> float:
     return n / elapsed
 
 
-def one_run(
-    admin_url: str, bootstrap: str, n: int, batch_size: int, kafka_config: dict[str, Any]
-) -> BenchResult:
+def one_run(admin_url: str, kafka: KafkaConnection, n: int, batch_size: int) -> BenchResult:
     tag = uuid.uuid4().hex[:8]
     db_name, prefix = f"edgecloud_bench_cloud_{tag}", f"bench{tag}."
     url = create_database(admin_url, db_name)
     try:
         migrate(url)
         topic = kafka_topic("reading", prefix)
-        ensure_topics(bootstrap, [topic], partitions=3, extra=kafka_config)
+        ensure_topics(kafka, [topic], partitions=3)
         events = make_events(n)
         payloads = [(e["device_id"].encode(), json.dumps(e).encode()) for e in events]
-        produce_values(bootstrap, topic, payloads, extra=kafka_config)
+        produce_values(kafka, topic, payloads)
         # The limit's rows, rendered now: the events (millions of objects) must not stay alive
         # while the worker runs, or every full garbage collection of the worker walks them.
         rows = copy_rows(events)
         del payloads, events
         engine = make_engine(url, pool_size=2)
-        consumer = BatchConsumer(bootstrap, f"{prefix}bench", [topic], kafka_config)
+        consumer = BatchConsumer(kafka, f"{prefix}bench", [topic])
         worker = Worker(
             consumer,
             Store(engine, escalation_status="disabled"),
@@ -198,16 +197,15 @@ def one_run(
 
 def run(
     admin_url: str,
-    bootstrap: str,
+    kafka: KafkaConnection,
     *,
     events: int = 200_000,
     runs: int = 3,
     batch_size: int = 2000,
-    kafka_config: dict[str, Any] | None = None,
 ) -> BenchResult:
     results = []
     for i in range(runs):
-        res = one_run(admin_url, bootstrap, events, batch_size, kafka_config or {})
+        res = one_run(admin_url, kafka, events, batch_size)
         log.info(
             "bench cloud run %d: %.0f events/s, limit %.0f/s, ratio %.3f, worker CPU %.1f us/event",
             i + 1,

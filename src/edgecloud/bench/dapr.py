@@ -27,11 +27,11 @@ from typing import Any
 from edgecloud.adapters.dapr import DaprConfig, DaprSidecar
 from edgecloud.adapters.mqtt import MqttConfig, make_publisher, make_subscriber
 from edgecloud.bench.common import BenchResult, percentile
+from edgecloud.core.wire.encode import event_id_text, reading_event_text
 from edgecloud.dev.base import Ports
 from edgecloud.dev.dapr import Sidecar, SidecarPorts, SidecarSpec
 from edgecloud.dev.sidecars import dapr_mqtt_account, mqtt_secret_url
 from edgecloud.dev.stack import Infra
-from edgecloud.edge.events import event_id_text, reading_event_text
 
 BATCH = 200
 

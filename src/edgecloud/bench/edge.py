@@ -52,7 +52,7 @@ from edgecloud.adapters.mqtt import MqttConfig, make_publisher, make_subscriber
 from edgecloud.bench.blast import blast, prebuild
 from edgecloud.bench.common import BenchResult, percentile
 from edgecloud.core.gctune import tune_gc
-from edgecloud.edge.harness import AgentProcess, rss_mb
+from edgecloud.testing.edge_process import AgentProcess, rss_mb
 
 log = logging.getLogger("edgecloud.bench.edge")
 

@@ -1,4 +1,4 @@
-"""Small signed bundles for the rollout tests and ``bench rollout`` (made with onnx.helper).
+"""Small signed bundles for the rollout tests and ``bench rollout`` (``adapters/onnx_graph``).
 
 ``linear_bundle``: values [temperature, vibration_rms, pressure] -> score = sigmoid(x.w + b);
 ``stateful_bundle``: x [N,2] from (temperature, pressure), state h [N,3] fed back per device,
@@ -17,47 +17,46 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from onnx import TensorProto, helper, numpy_helper
 
+from edgecloud.adapters import onnx_graph as og
 from edgecloud.core.signing import sign_bundle
 
-F = TensorProto.FLOAT
+F = og.FLOAT
 
 
 CUSTOM_DOMAIN = "com.edgecloud.test"
 
 
 def _model(nodes: list[Any], inputs: list[Any], outputs: list[Any], inits: list[Any]) -> bytes:
-    graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=inits)
-    opsets = [helper.make_opsetid("", 17), helper.make_opsetid(CUSTOM_DOMAIN, 1)]
+    graph = og.graph(nodes, "g", inputs, outputs, initializer=inits)
+    opsets = [og.opset("", 17), og.opset(CUSTOM_DOMAIN, 1)]
     custom = any(n.domain == CUSTOM_DOMAIN for n in nodes)
-    m = helper.make_model(graph, opset_imports=opsets if custom else opsets[:1])
+    m = og.make_model(graph, opset_imports=opsets if custom else opsets[:1])
     m.ir_version = 8
-    onnx.checker.check_model(m)
+    og.check(m)
     return bytes(m.SerializeToString())
 
 
 def linear_onnx(weights: Sequence[float], bias: float, *, unloadable: bool = False) -> bytes:
     w = np.array([[v] for v in weights], np.float32)
     matmul = (
-        helper.make_node("NoSuchOp", ["features", "W"], ["z0"], domain=CUSTOM_DOMAIN)
+        og.node("NoSuchOp", ["features", "W"], ["z0"], domain=CUSTOM_DOMAIN)
         if unloadable
-        else helper.make_node("MatMul", ["features", "W"], ["z0"])
+        else og.node("MatMul", ["features", "W"], ["z0"])
     )
     return _model(
         [
             matmul,
-            helper.make_node("Add", ["z0", "B"], ["z"]),
-            helper.make_node("Sigmoid", ["z"], ["score"]),
+            og.node("Add", ["z0", "B"], ["z"]),
+            og.node("Sigmoid", ["z"], ["score"]),
         ],
-        [helper.make_tensor_value_info("features", F, ["batch", len(weights)])],
-        [helper.make_tensor_value_info("score", F, ["batch", 1])],
+        [og.value("features", F, ["batch", len(weights)])],
+        [og.value("score", F, ["batch", 1])],
         [
-            numpy_helper.from_array(w, "W"),
-            numpy_helper.from_array(np.array([bias], np.float32), "B"),
+            og.const(w, "W"),
+            og.const(np.array([bias], np.float32), "B"),
         ],
     )
 
@@ -66,24 +65,24 @@ def stateful_onnx() -> bytes:
     w = np.array([[0.02, 0.0, 0.01], [0.0, 0.1, -0.05]], np.float32)
     return _model(
         [
-            helper.make_node("MatMul", ["x", "W"], ["xw"]),
-            helper.make_node("Mul", ["h_in", "decay"], ["hd"]),
-            helper.make_node("Add", ["hd", "xw"], ["h_out"]),
-            helper.make_node("ReduceSum", ["h_out", "axes"], ["s"], keepdims=0),
-            helper.make_node("Sigmoid", ["s"], ["score"]),
+            og.node("MatMul", ["x", "W"], ["xw"]),
+            og.node("Mul", ["h_in", "decay"], ["hd"]),
+            og.node("Add", ["hd", "xw"], ["h_out"]),
+            og.node("ReduceSum", ["h_out", "axes"], ["s"], keepdims=0),
+            og.node("Sigmoid", ["s"], ["score"]),
         ],
         [
-            helper.make_tensor_value_info("x", F, ["N", 2]),
-            helper.make_tensor_value_info("h_in", F, ["N", 3]),
+            og.value("x", F, ["N", 2]),
+            og.value("h_in", F, ["N", 3]),
         ],
         [
-            helper.make_tensor_value_info("h_out", F, ["N", 3]),
-            helper.make_tensor_value_info("score", F, ["N"]),
+            og.value("h_out", F, ["N", 3]),
+            og.value("score", F, ["N"]),
         ],
         [
-            numpy_helper.from_array(w, "W"),
-            numpy_helper.from_array(np.array([0.5], np.float32), "decay"),
-            numpy_helper.from_array(np.array([1], np.int64), "axes"),
+            og.const(w, "W"),
+            og.const(np.array([0.5], np.float32), "decay"),
+            og.const(np.array([1], np.int64), "axes"),
         ],
     )
 

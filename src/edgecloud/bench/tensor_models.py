@@ -1,4 +1,4 @@
-"""Tensor-input models for the tests and ``bench edge --model image`` (made with onnx.helper).
+"""Tensor-input models for the tests and ``bench edge --model image`` (``adapters/onnx_graph``).
 
 Three signatures no earlier bundle had:
 
@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from onnx import TensorProto, helper, numpy_helper
 
+from edgecloud.adapters import onnx_graph as og
 from edgecloud.core.signing import sign_bundle
 
-F, I64 = TensorProto.FLOAT, TensorProto.INT64
+F, I64 = og.FLOAT, og.INT64
 IMAGE_W = np.array(
     [[1.0, -1.0, 0.5, 0.0], [0.0, 1.0, -0.5, 0.25], [-1.0, 0.5, 1.0, -0.25]], np.float32
 )
@@ -34,60 +33,60 @@ CLASSES = ["cat", "dog", "car", "tree"]
 
 
 def _model(nodes: list[Any], inputs: list[Any], outputs: list[Any], inits: list[Any]) -> bytes:
-    graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=inits)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    graph = og.graph(nodes, "g", inputs, outputs, initializer=inits)
+    m = og.make_model(graph, opset_imports=[og.opset("", 17)])
     m.ir_version = 8
-    onnx.checker.check_model(m)
+    og.check(m)
     return bytes(m.SerializeToString())
 
 
 def image_onnx() -> bytes:
     return _model(
         [
-            helper.make_node("GlobalAveragePool", ["x"], ["pooled"]),
-            helper.make_node("Flatten", ["pooled"], ["chan"], axis=1),
-            helper.make_node("MatMul", ["chan", "W"], ["logits"]),
-            helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
-            helper.make_node("ReduceMean", ["chan"], ["m"], axes=[1], keepdims=0),
-            helper.make_node("Sigmoid", ["m"], ["brightness"]),
+            og.node("GlobalAveragePool", ["x"], ["pooled"]),
+            og.node("Flatten", ["pooled"], ["chan"], axis=1),
+            og.node("MatMul", ["chan", "W"], ["logits"]),
+            og.node("Softmax", ["logits"], ["probs"], axis=1),
+            og.node("ReduceMean", ["chan"], ["m"], axes=[1], keepdims=0),
+            og.node("Sigmoid", ["m"], ["brightness"]),
         ],
-        [helper.make_tensor_value_info("x", F, ["N", 3, "H", "W"])],
+        [og.value("x", F, ["N", 3, "H", "W"])],
         [
-            helper.make_tensor_value_info("probs", F, ["N", 4]),
-            helper.make_tensor_value_info("brightness", F, ["N"]),
+            og.value("probs", F, ["N", 4]),
+            og.value("brightness", F, ["N"]),
         ],
-        [numpy_helper.from_array(IMAGE_W, "W")],
+        [og.const(IMAGE_W, "W")],
     )
 
 
 def heatmap_onnx() -> bytes:
     return _model(
         [
-            helper.make_node("Unsqueeze", ["frame", "ax"], ["f1"]),
-            helper.make_node("Neg", ["f1"], ["f2"]),
-            helper.make_node("Concat", ["f1", "f2"], ["both"], axis=1),
-            helper.make_node("Sigmoid", ["both"], ["heat"]),
+            og.node("Unsqueeze", ["frame", "ax"], ["f1"]),
+            og.node("Neg", ["f1"], ["f2"]),
+            og.node("Concat", ["f1", "f2"], ["both"], axis=1),
+            og.node("Sigmoid", ["both"], ["heat"]),
         ],
-        [helper.make_tensor_value_info("frame", F, ["N", 16, 16])],
-        [helper.make_tensor_value_info("heat", F, ["N", 2, 16, 16])],
-        [numpy_helper.from_array(np.array([1], np.int64), "ax")],
+        [og.value("frame", F, ["N", 16, 16])],
+        [og.value("heat", F, ["N", 2, 16, 16])],
+        [og.const(np.array([1], np.int64), "ax")],
     )
 
 
 def pair_onnx() -> bytes:
     return _model(
         [
-            helper.make_node("Cast", ["mask"], ["maskf"], to=F),
-            helper.make_node("Mul", ["emb", "maskf"], ["prod"]),
-            helper.make_node("ReduceSum", ["prod", "axes"], ["total"], keepdims=0),
-            helper.make_node("Sigmoid", ["total"], ["score"]),
+            og.node("Cast", ["mask"], ["maskf"], to=F),
+            og.node("Mul", ["emb", "maskf"], ["prod"]),
+            og.node("ReduceSum", ["prod", "axes"], ["total"], keepdims=0),
+            og.node("Sigmoid", ["total"], ["score"]),
         ],
         [
-            helper.make_tensor_value_info("emb", F, ["N", 4, 4]),
-            helper.make_tensor_value_info("mask", I64, ["N", 4, 4]),
+            og.value("emb", F, ["N", 4, 4]),
+            og.value("mask", I64, ["N", 4, 4]),
         ],
-        [helper.make_tensor_value_info("score", F, ["N"])],
-        [numpy_helper.from_array(np.array([1, 2], np.int64), "axes")],
+        [og.value("score", F, ["N"])],
+        [og.const(np.array([1, 2], np.int64), "axes")],
     )
 
 

@@ -17,6 +17,7 @@ from edgecloud.cli import (
     device,
     edge,
     fleet,
+    k3s,
     keys,
     learn,
     model,
@@ -47,6 +48,7 @@ app.add_typer(token.app, name="token")
 app.add_typer(bench.app, name="bench")
 app.add_typer(device.app, name="device")
 app.add_typer(ca.app, name="ca")
+app.add_typer(k3s.app, name="k3s")
 app.command("simulate")(simulate.simulate)
 app.command("label")(learn.label)
 model.app.command("retrain")(learn.retrain)

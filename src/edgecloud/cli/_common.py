@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, NoReturn
+import json
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -18,6 +20,7 @@ TraceSampleOption = Annotated[
     ),
 ]
 LogLevelOption = Annotated[str | None, typer.Option(help="(env EDGECLOUD_LOG_LEVEL, default INFO)")]
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 LogFormatOption = Annotated[
     str | None, typer.Option(help="json or text (env EDGECLOUD_LOG_FORMAT, default json)")
 ]
@@ -38,3 +41,21 @@ def settings_error(exc: ValidationError | ConfigError | EdgecloudError) -> NoRet
         lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
         fail("invalid settings:\n" + "\n".join(lines))
     fail(str(exc))
+
+
+def table_or_json(
+    rows: Sequence[dict[str, Any]],
+    as_json: bool,
+    columns: Sequence[tuple[str, Callable[[dict[str, Any]], str]]],
+) -> None:
+    """A list answer of the API as JSON (``--json``) or as a table of ``columns`` (header, cell)."""
+    if as_json:
+        typer.echo(json.dumps(list(rows), indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*(header for header, _ in columns))
+    for row in rows:
+        table.add_row(*(cell(row) for _, cell in columns))
+    Console().print(table)

@@ -12,6 +12,27 @@ app = typer.Typer(
 )
 
 
+PEER_HELP = (
+    "also run this peer side by side in the same run: 'telegraf' (built by "
+    "scripts/build-telegraf.sh into ~/.cache/edgecloud/telegraf/)"
+)
+
+
+def check_peer(peer: str | None) -> None:
+    """A clear CLI error for an unknown peer or one that is not built."""
+    if peer is None:
+        return
+    if peer != "telegraf":
+        raise typer.BadParameter(f"unknown peer {peer!r} (known: telegraf)", param_hint="--peer")
+    from edgecloud.bench.peer import PeerMissing, binary
+
+    try:
+        binary()
+    except PeerMissing as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 @app.command("edge")
 def edge(
     readings: Annotated[
@@ -94,9 +115,7 @@ def edge(
 
 @app.command("bridge")
 def bridge(
-    events: Annotated[
-        int, typer.Option(help="events per throughput run (one per MQTT message)")
-    ] = 100_000,
+    events: Annotated[int, typer.Option(help="events per throughput run")] = 100_000,
     rate: Annotated[float, typer.Option(help="events/s of the fixed-rate latency run")] = 5000.0,
     runs: Annotated[int, typer.Option(help="throughput runs; the JSON reports the median")] = 3,
     latency_seconds: Annotated[float, typer.Option(help="length of the latency run")] = 10.0,
@@ -107,6 +126,17 @@ def bridge(
         float, typer.Option(help="events/s offered during the drain phase")
     ] = 5000.0,
     publishers: Annotated[int, typer.Option(help="publisher processes")] = 2,
+    shape: Annotated[
+        str,
+        typer.Option(
+            help="arrays: JSON arrays of 200 events a message, as the edge outbox publishes; "
+            "single: one event a message"
+        ),
+    ] = "arrays",
+    peer: Annotated[str | None, typer.Option(help=PEER_HELP)] = None,
+    kill_seconds: Annotated[
+        float, typer.Option(help="with --peer: seconds of the kill -9 phase of each contender")
+    ] = 20.0,
     json_file: Annotated[Path | None, typer.Option("--json", help="write the result here")] = None,
 ) -> None:
     """Sync bridge: MQTT QoS 1 in -> spool -> Kafka (idempotent, acks=all) out (CONTRACT 8).
@@ -117,7 +147,10 @@ def bridge(
     from edgecloud.bench import bridge as bench_bridge
     from edgecloud.core.logging import configure_logging
 
+    if shape not in bench_bridge.SHAPES:
+        raise typer.BadParameter(f"{shape!r}: arrays or single", param_hint="--shape")
     configure_logging("WARNING", "text")
+    check_peer(peer)
     result = bench_bridge.run(
         events,
         rate,
@@ -126,7 +159,10 @@ def bridge(
         outage_s=outage_seconds,
         drain_rate=drain_rate,
         publishers=publishers,
+        shape=shape,
         say=lambda line: typer.echo(line, err=True),
+        peer=peer,
+        kill_seconds=kill_seconds,
     )
     result.write(json_file)
     typer.echo(result.model_dump_json(indent=2))
@@ -207,21 +243,18 @@ def cloud(
     from edgecloud.core.settings import KafkaSettings
 
     configure_logging("INFO", "text")
-    kafka_config = KafkaSettings().kafka_config
-    if pg_admin_url is None or kafka_bootstrap is None:
+    # --kafka-bootstrap: that cluster with the EDGECLOUD_KAFKA_* settings (SASL user and all);
+    # else the dev stack's Kafka as its principal bench
+    kafka = None
+    if kafka_bootstrap:
+        kafka = KafkaSettings(kafka_bootstrap=kafka_bootstrap).kafka_connection()
+    if pg_admin_url is None or kafka is None:
         from edgecloud.dev.stack import DEV_PORTS, default_state_dir, ensure_infra
 
         infra = ensure_infra(default_state_dir("dev"), DEV_PORTS)
         pg_admin_url = pg_admin_url or infra.pg_admin_url
-        kafka_bootstrap = kafka_bootstrap or infra.kafka_bootstrap
-    result = bench_cloud.run(
-        pg_admin_url,
-        kafka_bootstrap,
-        events=events,
-        runs=runs,
-        batch_size=batch_size,
-        kafka_config=kafka_config,
-    )
+        kafka = kafka or infra.kafka_client("bench")
+    result = bench_cloud.run(pg_admin_url, kafka, events=events, runs=runs, batch_size=batch_size)
     if rest:
         from edgecloud.bench import rest as bench_rest
 
@@ -286,4 +319,53 @@ def rollout(
     wave_list = tuple(int(w) for w in waves.split(","))
     result = bench_rollout.run(infra, nodes=nodes, waves=wave_list)
     result.write(json_file)
+    typer.echo(json.dumps(result.model_dump(), indent=2))
+
+
+@app.command("fleet")
+def fleet(
+    nodes: Annotated[str, typer.Option(help="fleet sizes, comma-separated")] = "1000,3000,10000",
+    wait: Annotated[float, typer.Option(min=1, max=60, help="long-poll seconds")] = 20.0,
+    heartbeat_seconds: Annotated[
+        float, typer.Option(min=0.5, help="each node's heartbeat period (the agent's default: 10)")
+    ] = 10.0,
+    probe_rate: Annotated[
+        float, typer.Option(min=1, help="unheld desired-state requests/s measured meanwhile")
+    ] = 20.0,
+    settle_seconds: Annotated[
+        float, typer.Option(help="measured seconds before the rollout")
+    ] = 15.0,
+    waves: Annotated[str, typer.Option(help="cumulative wave percentages")] = "10,50,100",
+    json_file: Annotated[Path | None, typer.Option("--json", help="write the result here")] = None,
+) -> None:
+    """One cloud API + one worker against N simulated nodes (asyncio) long-polling desired
+    state and heartbeating on Kafka, with a rollout in waves to all; per size: poll p99,
+    heartbeat lag, rollout time, CPU/RSS, Postgres size (bench/fleet.py). A growth-curve SVG is
+    written beside --json."""
+    import json
+
+    from edgecloud.bench import fleet as bench_fleet
+    from edgecloud.bench.chart import fleet_chart
+    from edgecloud.cli.dev import _ports
+    from edgecloud.core.logging import configure_logging
+    from edgecloud.dev.stack import External, default_state_dir, ensure_infra
+
+    try:
+        sizes = [int(x) for x in nodes.split(",") if x.strip()]
+        wave_list = tuple(int(w) for w in waves.split(","))
+    except ValueError as exc:
+        raise typer.BadParameter(f"not a list of integers: {exc}") from exc
+    if not sizes or min(sizes) < 1:
+        raise typer.BadParameter("sizes must be positive", param_hint="--nodes")
+    configure_logging("WARNING", "text")
+    # the dev stack's services, or the ones named by EDGECLOUD_DEV_* (scripts/bench-all.sh)
+    infra = ensure_infra(default_state_dir("dev"), _ports(), External.from_env("EDGECLOUD_DEV_"))
+    opts = bench_fleet.Options(
+        wait_s=wait, heartbeat_s=heartbeat_seconds, probe_rate=probe_rate,
+        settle_s=settle_seconds, waves=wave_list,
+    )  # fmt: skip
+    result = bench_fleet.run(infra, sizes, opts, say=lambda line: typer.echo(line, err=True))
+    result.write(json_file)
+    if json_file is not None:
+        fleet_chart(result, json_file.with_suffix(".svg"))
     typer.echo(json.dumps(result.model_dump(), indent=2))

@@ -18,9 +18,9 @@ from typing import Annotated, Any
 
 import typer
 
-from edgecloud.cli._common import fail
+from edgecloud.cli._common import AsJson, fail
 from edgecloud.cli.ca import DEFAULT_CA_DIR, CaDir, ca_dir
-from edgecloud.cli.model import DEFAULT_API_URL, ApiUrl, Token, api_call, resolve_token
+from edgecloud.cli.client import DEFAULT_API_URL, ApiUrl, Token, api_call, resolve_token
 from edgecloud.core.errors import EdgecloudError, ValidationFailed
 
 app = typer.Typer(
@@ -197,7 +197,7 @@ def ls(
     node: Annotated[str | None, typer.Option("--node", help="only this node's devices")] = None,
     api_url: ApiUrl = DEFAULT_API_URL,
     token: Token = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """List registered devices (revoked ones too, marked)."""
     token = resolve_token(token, "operate")

@@ -8,56 +8,34 @@ Talks to the cloud API (``--api-url`` / EDGECLOUD_CLOUD_API_URL) with a read tok
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from edgecloud.cli._common import fail
+from edgecloud.cli._common import AsJson, fail
+from edgecloud.cli.client import (
+    DEFAULT_API_URL,
+    ApiClient,
+    ApiRefused,
+    ApiUnreachable,
+    ApiUrl,
+    Token,
+    resolve_token,
+)
 
 app = typer.Typer(
     help="Edge fleet: nodes, labels, heartbeats, active models.", no_args_is_help=True
 )
 
-DEFAULT_API_URL = "http://127.0.0.1:8400"
-
-
-def dev_read_token() -> str | None:
-    state = Path(os.environ.get("EDGECLOUD_STATE_DIR", "~/.cache/edgecloud/dev")).expanduser()
-    try:
-        tokens = json.loads((state / "tokens.json").read_text())
-    except (OSError, ValueError):
-        return None
-    token = tokens.get("read") if isinstance(tokens, dict) else None
-    return str(token) if token else None
-
 
 def fetch_nodes(api_url: str, token: str, selector: str | None) -> list[dict[str, Any]]:
-    import httpx
-
-    nodes: list[dict[str, Any]] = []
     params: dict[str, str] = {"selector": selector} if selector else {}
-    with httpx.Client(base_url=api_url, timeout=10.0) as client:
-        while True:
-            try:
-                res = client.get(
-                    "/api/v1/nodes", params=params, headers={"Authorization": f"Bearer {token}"}
-                )
-            except httpx.HTTPError as exc:
-                fail(f"cannot reach the cloud API at {api_url}: {exc}")
-            if res.status_code != 200:
-                try:
-                    detail = res.json().get("detail", res.text)
-                except ValueError:
-                    detail = res.text
-                fail(f"cloud API answered {res.status_code}: {detail}")
-            page = res.json()
-            nodes.extend(page["items"])
-            if not page.get("next_cursor"):
-                return nodes
-            params["cursor"] = page["next_cursor"]
+    with ApiClient(api_url, token, timeout=10.0) as client:
+        try:
+            return list(client.pages("/api/v1/nodes", params))
+        except (ApiUnreachable, ApiRefused) as exc:
+            fail(str(exc))
 
 
 def _ago(iso: str) -> str:
@@ -71,23 +49,15 @@ def _ago(iso: str) -> str:
 
 @app.command("ls")
 def ls(
-    api_url: Annotated[
-        str, typer.Option(envvar="EDGECLOUD_CLOUD_API_URL", help="cloud API base URL")
-    ] = DEFAULT_API_URL,
-    token: Annotated[
-        str | None,
-        typer.Option(envvar="EDGECLOUD_API_TOKEN", help="read token (default: the dev stack's)"),
-    ] = None,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    token: Token = None,
     selector: Annotated[
         str | None, typer.Option(help="only nodes with these labels, e.g. site=site-1")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """List edge nodes: labels, last heartbeat, active model versions, counters."""
-    token = token or dev_read_token()
-    if not token:
-        fail("no API token: pass --token or set EDGECLOUD_API_TOKEN (a read-scope token)")
-    nodes = fetch_nodes(api_url.rstrip("/"), token, selector)
+    nodes = fetch_nodes(api_url, resolve_token(token, "read"), selector)
     if as_json:
         typer.echo(json.dumps(nodes, indent=2))
         return

@@ -11,7 +11,15 @@ from typing import Annotated, Any
 import typer
 
 from edgecloud.cli._common import fail
-from edgecloud.cli.model import DEFAULT_API_URL, ApiUrl, Token, api_call, resolve_token
+from edgecloud.cli.client import (
+    DEFAULT_API_URL,
+    ApiClient,
+    ApiUnreachable,
+    ApiUrl,
+    Token,
+    api_call,
+    resolve_token,
+)
 from edgecloud.cli.rollout import _selector
 
 VERDICTS = ("true_positive", "false_positive", "missed")
@@ -86,7 +94,6 @@ def retrain(
     against the active version on the held-out end of it, and register it when it is better
     by the cloud's retrain_min_gain (signed there with the retrain key); --rollout then starts a
     staged rollout with shadow gates. A refused candidate exits 3 with the figures."""
-    import httpx
     from rich.console import Console
     from rich.table import Table
 
@@ -106,12 +113,10 @@ def retrain(
     console = Console(stderr=as_json)
     with console.status(f"retraining {name} in the cloud (read window, train, sign, evaluate)"):
         try:
-            res = httpx.post(
-                f"{api_url.rstrip('/')}/api/v1/models/{name}/retrain", json=body,
-                headers={"Authorization": f"Bearer {tok}"}, timeout=900.0,
-            )  # fmt: skip
-        except httpx.HTTPError as exc:
-            fail(f"cannot reach the cloud API at {api_url}: {exc}")
+            with ApiClient(api_url, tok, timeout=900.0) as client:
+                res = client.request("POST", f"/api/v1/models/{name}/retrain", json=body)
+        except ApiUnreachable as exc:
+            fail(str(exc))
     try:
         out = res.json()
     except ValueError:

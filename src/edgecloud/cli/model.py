@@ -1,70 +1,33 @@
 """``edgecloud model``: sign and upload bundles, list registered models, trust operator keys,
 deprecate or delete a version (audited: ``model audit``).
 
-Talks to the cloud API (``--api-url`` / EDGECLOUD_CLOUD_API_URL) with an ``operate`` token
-(``--token`` / EDGECLOUD_API_TOKEN; without one, the dev stack's, from
-``$EDGECLOUD_STATE_DIR/tokens.json``).
+Talks to the cloud API through ``cli/client.py`` (``--api-url``, ``--token``: an ``operate``
+token; the dev stack's by default).
 """
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from edgecloud.cli._common import fail
+from edgecloud.cli._common import AsJson, fail, table_or_json
+from edgecloud.cli.client import (
+    DEFAULT_API_URL,
+    ApiClient,
+    ApiRefused,
+    ApiUnreachable,
+    ApiUrl,
+    Token,
+    api_call,
+    resolve_token,
+)
 
+ModelName = Annotated[str | None, typer.Argument(help="only this model")]
 app = typer.Typer(
     help="Model registry: sign and upload bundles, list models.", no_args_is_help=True
 )
-
-DEFAULT_API_URL = "http://127.0.0.1:8400"
-ApiUrl = Annotated[str, typer.Option(envvar="EDGECLOUD_CLOUD_API_URL", help="cloud API base URL")]
-Token = Annotated[
-    str | None,
-    typer.Option(envvar="EDGECLOUD_API_TOKEN", help="API token (default: the dev stack's)"),
-]
-
-
-def dev_token(scope: str) -> str | None:
-    state = Path(os.environ.get("EDGECLOUD_STATE_DIR", "~/.cache/edgecloud/dev")).expanduser()
-    try:
-        tokens = json.loads((state / "tokens.json").read_text())
-    except (OSError, ValueError):
-        return None
-    token = tokens.get(scope) if isinstance(tokens, dict) else None
-    return str(token) if token else None
-
-
-def resolve_token(token: str | None, scope: str) -> str:
-    token = token or dev_token(scope)
-    if not token:
-        fail(f"no API token: pass --token or set EDGECLOUD_API_TOKEN (a {scope}-scope token)")
-    return token
-
-
-def api_call(method: str, api_url: str, token: str, path: str, **kwargs: Any) -> Any:
-    """One request; a non-2xx answer or an unreachable API ends the command with its message."""
-    import httpx
-
-    try:
-        res = httpx.request(
-            method, api_url.rstrip("/") + path, headers={"Authorization": f"Bearer {token}"},
-            timeout=kwargs.pop("timeout", 30.0), **kwargs,
-        )  # fmt: skip
-    except httpx.HTTPError as exc:
-        fail(f"cannot reach the cloud API at {api_url}: {exc}")
-    if res.status_code >= 300:
-        try:
-            body = res.json()
-            detail = f"{body.get('error')}: {body.get('detail')}"
-        except ValueError:
-            detail = res.text[:500]
-        fail(f"cloud API answered {res.status_code}: {detail}")
-    return None if res.status_code == 204 else res.json()
 
 
 @app.command("push")
@@ -87,8 +50,8 @@ def push(
     """
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-    from edgecloud.cloud.registry.archive import pack_folder
     from edgecloud.cloud.registry.validate import check_bundle
+    from edgecloud.core.archive import pack_folder
     from edgecloud.core.errors import EdgecloudError
     from edgecloud.core.signing import fill_sha256, load_private_key, sign_bundle
 
@@ -115,46 +78,18 @@ def push(
             fail(f"bundle {folder} refused: {exc}")
         progress.update(step, advance=1, description="upload")
         upload = progress.add_task("upload", total=len(body))
-
-        def chunks() -> Any:
-            for i in range(0, len(body), 64 * 1024):
-                progress.update(upload, advance=min(64 * 1024, len(body) - i))
-                yield body[i : i + 64 * 1024]
-
-        import httpx
-
-        boundary = "edgecloud-bundle-boundary"
-        head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="bundle"; '
-            f'filename="{folder.name}.tar.gz"\r\nContent-Type: application/gzip\r\n\r\n'
-        ).encode()
-        tail = f"\r\n--{boundary}--\r\n".encode()
-
-        def stream() -> Any:
-            yield head
-            yield from chunks()
-            yield tail
-
         try:
-            res = httpx.post(
-                api_url.rstrip("/") + "/api/v1/models",
-                content=stream(),
-                headers={
-                    "Authorization": f"Bearer {token}",
-                    "Content-Type": f"multipart/form-data; boundary={boundary}",
-                    "Content-Length": str(len(head) + len(body) + len(tail)),
-                },
-                timeout=300.0,
-            )
-        except httpx.HTTPError as exc:
-            fail(f"cannot reach the cloud API at {api_url}: {exc}")
+            with ApiClient(api_url, token) as client:
+                res = client.upload(
+                    "/api/v1/models", "bundle", f"{folder.name}.tar.gz", body, "application/gzip",
+                    on_chunk=lambda n: progress.update(upload, advance=n),
+                )  # fmt: skip
+        except ApiUnreachable as exc:
+            fail(str(exc))
         progress.update(step, advance=1, description="done")
     if res.status_code >= 300:
-        try:
-            err = res.json()
-            fail(f"upload refused ({res.status_code}) {err.get('error')}: {err.get('detail')}")
-        except ValueError:
-            fail(f"upload refused ({res.status_code}): {res.text[:500]}")
+        refused = ApiRefused.of(res)
+        fail(f"upload refused ({refused.status}) {refused.what}")
     out = res.json()
     verb = "registered" if res.status_code == 201 else "already registered (same content)"
     typer.echo(f"{out['name']}:{out['version']} {verb}; artifact sha256 {out['artifact_sha256']}")
@@ -162,28 +97,22 @@ def push(
 
 @app.command("ls")
 def ls(
-    name: Annotated[str | None, typer.Argument(help="only this model")] = None,
+    name: ModelName = None,
     api_url: ApiUrl = DEFAULT_API_URL,
     token: Token = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """List registered models and versions."""
     token = resolve_token(token, "read")
     rows = api_call("GET", api_url, token, "/api/v1/models", params={"name": name} if name else {})
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("model", "version", "runtime", "key", "size", "artifact sha256", "uploaded")
-    for m in rows:
-        table.add_row(
-            m["name"], m["version"] + (" (deprecated)" if m.get("deprecated_at") else ""),
-            m["runtime"], m["key_id"], f"{m['artifact_size']:,}",
-            m["artifact_sha256"][:16], m["created_at"][:19],
-        )  # fmt: skip
-    Console().print(table)
+    table_or_json(rows, as_json, [
+        ("model", lambda m: m["name"]),
+        ("version", lambda m: m["version"] + (" (deprecated)" if m.get("deprecated_at") else "")),
+        ("runtime", lambda m: m["runtime"]), ("key", lambda m: m["key_id"]),
+        ("size", lambda m: f"{m['artifact_size']:,}"),
+        ("artifact sha256", lambda m: m["artifact_sha256"][:16]),
+        ("uploaded", lambda m: m["created_at"][:19]),
+    ])  # fmt: skip
 
 
 @app.command("trust")
@@ -247,25 +176,18 @@ def rm(
 
 @app.command("audit")
 def audit(
-    name: Annotated[str | None, typer.Argument(help="only this model")] = None,
+    name: ModelName = None,
     api_url: ApiUrl = DEFAULT_API_URL,
     token: Token = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Who deprecated or deleted which version, newest first."""
     token = resolve_token(token, "read")
     rows = api_call(
         "GET", api_url, token, "/api/v1/models/audit", params={"name": name} if name else {}
     )
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("at", "action", "model", "version", "by", "reason")
-    for r in rows:
-        table.add_row(
-            r["at"][:19], r["action"], r["name"], r["version"], r["actor"], r["reason"] or ""
-        )
-    Console().print(table)
+    table_or_json(rows, as_json, [
+        ("at", lambda r: r["at"][:19]), ("action", lambda r: r["action"]),
+        ("model", lambda r: r["name"]), ("version", lambda r: r["version"]),
+        ("by", lambda r: r["actor"]), ("reason", lambda r: r["reason"] or ""),
+    ])  # fmt: skip

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from edgecloud.cli._common import fail
-from edgecloud.cli.model import DEFAULT_API_URL, ApiUrl, Token, api_call, resolve_token
+from edgecloud.cli.client import DEFAULT_API_URL, ApiUrl, Token, api_call, resolve_token
 
 app = typer.Typer(help="Staged model rollouts to edge fleets.", no_args_is_help=True)
 FINAL = ("succeeded", "failed", "aborted")

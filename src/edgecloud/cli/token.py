@@ -1,19 +1,17 @@
 """``edgecloud token``: cloud API tokens (scopes read < operate < admin; node = one node's own
-desired state). Works on the cloud database directly (EDGECLOUD_DATABASE_URL), so the first
-admin token can be made before any token exists; ``POST /api/v1/tokens`` does the same over HTTP.
+desired state). Works on the cloud database (EDGECLOUD_DATABASE_URL) through
+``cloud/token_admin.py``, so the first admin token can be made before any token exists;
+``POST /api/v1/tokens`` does the same over HTTP.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from edgecloud.cli._common import fail
-
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
 
 app = typer.Typer(
     help="Cloud API tokens (scopes read, operate, admin, node).", no_args_is_help=True
@@ -25,11 +23,10 @@ DbOption = Annotated[
 ]
 
 
-def _engine(database_url: str | None) -> Engine:
+def _database_url(database_url: str | None) -> str:
     from pydantic import ValidationError
 
     from edgecloud.cli._common import settings_error
-    from edgecloud.cloud.db import make_engine
     from edgecloud.cloud.settings import CloudSettings
 
     try:
@@ -37,7 +34,7 @@ def _engine(database_url: str | None) -> Engine:
         settings = CloudSettings(**flags)
     except ValidationError as exc:
         settings_error(exc)
-    return make_engine(settings.database_url)
+    return settings.database_url
 
 
 @app.command("create")
@@ -53,25 +50,15 @@ def create(
     ] = True,
 ) -> None:
     """Create a token and print it (once: only its sha256 is stored)."""
-    from sqlmodel import Session
-
-    from edgecloud.cloud import auth
+    from edgecloud.cloud import auth, token_admin
     from edgecloud.core.errors import ValidationFailed
 
     if scope not in auth.SCOPES:
         fail(f"--scope must be one of {', '.join(auth.SCOPES)}")
-    engine = _engine(database_url)
     try:
-        if migrate:
-            from edgecloud.cloud.migrations import migrate as run_migrate
-
-            run_migrate(engine.url.render_as_string(hide_password=False))
-        with Session(engine) as session:
-            token, row = auth.create_token(session, scope, name, node_id)
+        token, row = token_admin.create(_database_url(database_url), scope, name, node_id, migrate)
     except ValidationFailed as exc:
         fail(exc.detail)
-    finally:
-        engine.dispose()
     typer.echo(
         f"created {row.scope} token {row.name!r} (id {row.id}); it is shown only now:", err=True
     )
@@ -83,16 +70,10 @@ def ls(database_url: DbOption = None) -> None:
     """List tokens (never the tokens themselves: only their hashes are stored)."""
     from rich.console import Console
     from rich.table import Table
-    from sqlmodel import Session, col, select
 
-    from edgecloud.cloud.db import ApiToken
+    from edgecloud.cloud import token_admin
 
-    engine = _engine(database_url)
-    try:
-        with Session(engine) as session:
-            rows = session.exec(select(ApiToken).order_by(col(ApiToken.created_at))).all()
-    finally:
-        engine.dispose()
+    rows = token_admin.listing(_database_url(database_url))
     table = Table("name", "scope", "node", "created", "last used", "revoked")
     table.add_column("id", overflow="fold", min_width=36)
     for r in rows:
@@ -115,20 +96,13 @@ def revoke(
     database_url: DbOption = None,
 ) -> None:
     """Revoke a token (API processes stop accepting it within 5 seconds)."""
-    from sqlmodel import Session
-
-    from edgecloud.cloud import auth
+    from edgecloud.cloud import token_admin
 
     try:
         tid = uuid.UUID(token_id)
     except ValueError:
         fail(f"{token_id!r} is not a token id")
-    engine = _engine(database_url)
-    try:
-        with Session(engine) as session:
-            done = auth.revoke_token(session, tid)
-    finally:
-        engine.dispose()
+    done = token_admin.revoke(_database_url(database_url), tid)
     if not done:
         fail(f"no active token {tid}")
     typer.echo(f"revoked {tid}")

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from edgecloud.cloud.registry.settings import RegistryFields, RegistrySettings
 from edgecloud.core.settings import BaseRoleSettings, DatabaseSettings, KafkaSettings
 
 DEFAULT_GROUP_ID = "edgecloud-cloud-worker"
 
 
-class CloudSettings(BaseRoleSettings, DatabaseSettings, KafkaSettings):
+class CloudSettings(BaseRoleSettings, DatabaseSettings, KafkaSettings, RegistryFields):
     model_config = SettingsConfigDict(
         env_prefix="EDGECLOUD_", extra="ignore", populate_by_name=True
     )
@@ -31,6 +32,13 @@ class CloudSettings(BaseRoleSettings, DatabaseSettings, KafkaSettings):
         le=256,
         description="Postgres connections of the API's aggregates read path (concurrent queries)",
     )
+    api_db_pool: int = Field(
+        10,
+        ge=1,
+        le=512,
+        description="Postgres connections of the API's request path (as many again on overflow); "
+        "a fleet's waking wave of long-polls needs more (bench fleet, docs/benchmarks.md)",
+    )
     max_body_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="largest request body (model bundles); 413 above"
     )
@@ -43,6 +51,8 @@ class CloudSettings(BaseRoleSettings, DatabaseSettings, KafkaSettings):
     api_max_connections: int = Field(
         512, ge=1, description="open connections and requests at most; 503 above (uvicorn)"
     )
+    api_access_log: bool = Field(True, description="one log line per request")
+    api_migrate: bool = Field(True, description="upgrade the cloud schema to head at start")
 
     # --- Kafka worker (edgecloud cloud worker) ---
     kafka_group_id: str = Field(DEFAULT_GROUP_ID, description="consumer group of the worker")
@@ -100,6 +110,41 @@ class CloudSettings(BaseRoleSettings, DatabaseSettings, KafkaSettings):
     retrain_min_gain: float = Field(
         0.02, ge=0, le=1, description="least improvement of retrain_metric that ships"
     )
+
+    # --- Dapr sidecar (docs/dapr.md; 0: no Dapr, the default outside dev up) ---
+    dapr_http_port: int = Field(0, ge=0, le=65535, description="HTTP port of the Dapr sidecar")
+    dapr_grpc_port: int = Field(
+        0, ge=0, le=65535, description="gRPC port of the Dapr sidecar (0: no Dapr)"
+    )
+    dapr_pubsub: str = Field(
+        "cloud-pubsub", description="Dapr pub/sub component of rollout and node transitions"
+    )
+    dapr_topic_prefix: str = Field(
+        "edgecloud.dapr.", description="prefix of the transition topics (edgecloud.dapr.*)"
+    )
+    dapr_secret_store: str = Field(
+        "", description="Dapr secret store read at start (database-url, openai-api-key)"
+    )
+    dapr_app_token: SecretStr | None = Field(
+        None, description="token daprd sends to the app (dapr-api-token) on input bindings"
+    )
+    alert_binding: str = Field(
+        "", description="Dapr output binding the worker invokes per alert (empty: no alerts)"
+    )
+    alert_operation: str = Field("post", description="operation of the alert binding")
+    alert_min_score: float = Field(
+        0.9, ge=0, le=1, description="an anomaly alerts when its score is at least this"
+    )
+
+    def registry_settings(self) -> RegistrySettings:
+        """The registry and rollout engine's config, from this tree's values."""
+        return RegistrySettings.model_validate(
+            {name: getattr(self, name) for name in RegistrySettings.model_fields}
+        )
+
+    @property
+    def dapr_enabled(self) -> bool:
+        return bool(self.dapr_grpc_port)
 
     @property
     def escalation_enabled(self) -> bool:

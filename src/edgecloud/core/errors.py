@@ -11,6 +11,7 @@
      +-- TransportError         a broker / database / HTTP peer failed (wraps the SDK error)
      |    +-- Backpressure      the next hop is full; retry later, do not drop
      |    +-- RateLimited       the peer said 429; ``retry_after_s`` when it told us
+     |    +-- ClusterError      a Kubernetes API server refused or failed; ``status`` (401, 403...)
      +-- ServiceError           a local service (Postgres, Mosquitto, Kafka) cannot start
 
 Adapters translate SDK exceptions into these with ``raise ... from exc``.
@@ -70,6 +71,14 @@ class RateLimited(TransportError):
     def __init__(self, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class ClusterError(TransportError):
+    """A Kubernetes API call failed: ``status`` is its HTTP status (None: not reached)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ServiceError(EdgecloudError):

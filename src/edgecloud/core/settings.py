@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from edgecloud.core.errors import ConfigError
+from edgecloud.core.kafka import KafkaConnection
 
 DEV_SECRET = "changeme-dev"  # the only default secret; refused when EDGECLOUD_ENV=production
 
@@ -22,9 +23,13 @@ DEV_SECRET = "changeme-dev"  # the only default secret; refused when EDGECLOUD_E
 class BaseRoleSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EDGECLOUD_", extra="ignore")
 
-    env: Literal["development", "production"] = "development"
-    log_level: str = "INFO"
-    log_format: Literal["json", "text"] = "json"
+    env: Literal["development", "production"] = Field(
+        "development", description="production refuses the development default secrets"
+    )
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="one JSON object per line, or text"
+    )
     trace_sample: int = Field(
         0,
         ge=0,
@@ -44,13 +49,13 @@ class MqttSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EDGECLOUD_", extra="ignore")
 
     mqtt_url: str = Field("mqtt://127.0.0.1:11883", description="mqtt:// or mqtts:// URL")
-    mqtt_username: str | None = None
-    mqtt_password: str | None = None
+    mqtt_username: str | None = Field(None, description="broker account (or in the URL)")
+    mqtt_password: str | None = Field(None, description="password of the broker account")
     mqtt_ca_file: str | None = Field(None, description="CA bundle for mqtts://")
     mqtt_cert_file: str | None = Field(None, description="TLS client certificate")
     mqtt_key_file: str | None = Field(None, description="TLS client key")
     mqtt_client_id: str | None = Field(None, description="defaults to a name from role and node")
-    mqtt_keepalive_s: int = 30
+    mqtt_keepalive_s: int = Field(30, description="MQTT keepalive, seconds")
     mqtt_client: Literal["native", "paho"] = Field(
         "native", description="MQTT client: edgecloud's native one, or paho"
     )
@@ -72,12 +77,25 @@ class MqttSettings(BaseSettings):
 class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EDGECLOUD_", extra="ignore")
 
-    kafka_bootstrap: str = "127.0.0.1:19092"
+    kafka_bootstrap: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers")
     kafka_topic_prefix: str = Field("", description="prefix for every Kafka topic name")
     # NoDecode: our validator parses the JSON, so a bad value gets our message, not a decode crash.
     kafka_config: Annotated[dict[str, Any], NoDecode] = Field(
         default_factory=dict,
         description="extra librdkafka settings as JSON, e.g. SASL/SCRAM or TLS",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol; SASL_* needs a SASL user and password"
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism"
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user (Kafka principal)")
+    kafka_sasl_password: str | None = Field(
+        None, description="SASL password (prefer EDGECLOUD_KAFKA_SASL_PASSWORD_FILE)"
+    )
+    kafka_sasl_password_file: str | None = Field(
+        None, description="file holding the SASL password, read at each connection set-up"
     )
 
     @field_validator("kafka_config", mode="before")
@@ -89,6 +107,21 @@ class KafkaSettings(BaseSettings):
             except json.JSONDecodeError as exc:
                 raise ValueError(f"EDGECLOUD_KAFKA_CONFIG is not JSON: {exc}") from exc
         return v
+
+    def kafka_connection(self) -> KafkaConnection:
+        """Every Kafka client of the role is built from this (``core/kafka.py``)."""
+        try:
+            return KafkaConnection(
+                self.kafka_bootstrap,
+                self.kafka_security_protocol,
+                self.kafka_sasl_mechanism,
+                self.kafka_sasl_username,
+                self.kafka_sasl_password,
+                self.kafka_sasl_password_file,
+                dict(self.kafka_config),
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"EDGECLOUD_KAFKA_*: {exc}") from exc
 
 
 class DatabaseSettings(BaseSettings):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgecloud.dev import process, roles
+from edgecloud.dev.mosquitto import DYNSEC_ACCOUNT, node_account
 from edgecloud.dev.stack import Infra
 
 CLOUD_API_PORT = 8400
@@ -144,7 +145,12 @@ def app_specs(infra: Infra, nodes: int) -> list[AppSpec]:
         AppSpec(
             "cloud_worker",
             [*cli(), "cloud", "worker"],
-            {**common, **worker_db, "EDGECLOUD_WORKER_METRICS_PORT": str(worker_metrics_port())},
+            {
+                **common,
+                **worker_db,
+                **infra.kafka_client("worker").env(),  # SASL user worker (dev/kafka_auth.py)
+                "EDGECLOUD_WORKER_METRICS_PORT": str(worker_metrics_port()),
+            },
         ),
     ]
     node_tokens = _stored_node_tokens(state)
@@ -163,8 +169,7 @@ def app_specs(infra: Infra, nodes: int) -> list[AppSpec]:
             "EDGECLOUD_NODE_ID": node,
             "EDGECLOUD_NODE_LABELS": ",".join(f"{k}={v}" for k, v in labels.items()),
         }
-        agent_user, agent_pw = infra.mqtt_account("edge-agent")
-        bridge_user, bridge_pw = infra.mqtt_account("bridge")
+        agent_user, agent_pw, bridge_user, bridge_pw, devices = _node_mqtt(infra, node)
         specs.append(
             AppSpec(
                 f"edge_agent.{node}",
@@ -180,6 +185,7 @@ def app_specs(infra: Infra, nodes: int) -> list[AppSpec]:
                     "EDGECLOUD_HTTP_PORT": str(agent_http_port(index)),
                     **shard,
                     **model_agent,
+                    **devices,
                 },
                 node_id=node,
                 health_url=f"http://127.0.0.1:{agent_http_port(index)}/healthz",
@@ -192,6 +198,7 @@ def app_specs(infra: Infra, nodes: int) -> list[AppSpec]:
                 [*cli(), "bridge", "run"],
                 {
                     **node_env,
+                    **infra.kafka_client("bridge").env(),  # SASL user bridge
                     "EDGECLOUD_MQTT_USERNAME": bridge_user,
                     "EDGECLOUD_MQTT_PASSWORD": bridge_pw,
                     "EDGECLOUD_BRIDGE_HTTP_PORT": str(bridge_http_port(index)),
@@ -202,6 +209,33 @@ def app_specs(infra: Infra, nodes: int) -> list[AppSpec]:
             )
         )
     return specs
+
+
+def agent_mqtt_account(infra: Infra, node: str) -> tuple[str, str]:
+    """(username, password) of node ``node``'s agent (its sidecar's secret store holds it)."""
+    user, pw, *_ = _node_mqtt(infra, node)
+    return user, pw
+
+
+def _node_mqtt(infra: Infra, node: str) -> tuple[str, str, str, str, dict[str, str]]:
+    """The node's own MQTT accounts (``agent@NODE``, ``bridge@NODE``: only its own events
+    topic, issue 16) and its device agent's settings (the ``dynsec`` account applies the
+    registry's devices to the broker); an external broker's one account otherwise."""
+    if not infra.mqtt_managed:
+        user, pw = infra.mqtt_account("edge-agent")
+        return user, pw, user, pw, {}
+    agent = infra.mqtt_account(node_account("agent", node))
+    bridge = infra.mqtt_account(node_account("bridge", node))
+    dyn_user, dyn_pw = infra.mqtt_account(DYNSEC_ACCOUNT)
+    broker = infra.mosquitto
+    host = f"{infra.mqtt_host}:{infra.mqtt_port}"
+    devices = {
+        "EDGECLOUD_DEVICES_MQTT_URL": f"mqtt://{dyn_user}:{dyn_pw}@{host}",
+        "EDGECLOUD_DEVICES_PASSWORD_FILE": str(broker.password_file),
+        "EDGECLOUD_DEVICES_BROKER_PID_FILE": str(broker.pid_file),
+        "EDGECLOUD_DEVICES_STATE_DIR": str(infra.state_dir / "devices" / node),
+    }
+    return *agent, *bridge, devices
 
 
 class AppProcess:

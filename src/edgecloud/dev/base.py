@@ -32,9 +32,13 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        """Four free ports, for a private instance (fault tests, ``dev down`` test)."""
+        """Free ports, for a private instance (fault tests, ``dev down`` test); MQTT's comes
+        with the next one free too (Mosquitto's TLS listener is MQTT port + 1)."""
         return cls(
-            process.free_port(), process.free_port(), process.free_port(), process.free_port()
+            process.free_port(),
+            process.free_port_block(2),
+            process.free_port(),
+            process.free_port(),
         )
 
 
@@ -54,6 +58,21 @@ def repo_deploy_dir() -> Path:
     raise ServiceError("cannot find deploy/ (set EDGECLOUD_DEPLOY_DIR to the checkout's deploy/)")
 
 
+def create_once(path: Path, text: str) -> None:
+    """Write ``path`` (mode 0600) unless it exists, atomically: the file is linked into place,
+    which fails when it exists, so two processes starting on a fresh state dir at once end up
+    with the same contents (the first one's)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.chmod(0o600)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+
+
 def load_secrets(state_dir: Path) -> dict[str, Any]:
     """``<state>/secrets.json``: random passwords made once per state dir (mode 0600)."""
     path = state_dir / "secrets.json"
@@ -68,17 +87,7 @@ def load_secrets(state_dir: Path) -> dict[str, Any]:
             for name in ("admin", "edge-agent", "bridge", "simulator")
         },
     }
-    # Create-if-absent atomically (link fails when it exists): two processes starting on a
-    # fresh state dir at once must end up with the same passwords.
-    tmp = path.with_name(f".secrets.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.chmod(0o600)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
+    create_once(path, json.dumps(data, indent=2))
     stored: dict[str, Any] = json.loads(path.read_text())
     return stored
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from edgecloud.core.errors import ServiceError
-from edgecloud.dev import apps, monitoring, process, roles, sidecars
+from edgecloud.dev import apps, devices, kafka_auth, monitoring, process, roles, sidecars
 from edgecloud.dev.base import DEV_PORTS, Ports
 from edgecloud.dev.kafka_jars import jars_present
 from edgecloud.dev.stack import External, Infra, ensure_infra
@@ -84,6 +84,8 @@ def up(config: StackConfig, step: Step) -> list[AppReport]:
         config.external,
         notify=lambda name: step(f"starting {name}"),
     )
+    for node in apps.node_ids(config.nodes):
+        infra.add_node_accounts(node)  # agent@NODE, bridge@NODE (issue 16)
     step("creating databases")
     infra.create_database(apps.CLOUD_DATABASE)
     for node in apps.node_ids(config.nodes):
@@ -91,6 +93,12 @@ def up(config: StackConfig, step: Step) -> list[AppReport]:
     if not infra.external.postgres_url:
         step("creating database roles and migrating")
         _own_roles(infra, config.nodes)
+    elif config.dapr:  # the sidecars' edge-config component needs the nodes' tables first
+        from edgecloud.edge.migrations import migrate as migrate_edge
+
+        step("migrating the edge databases")
+        for node in apps.node_ids(config.nodes):
+            migrate_edge(infra.database_url(apps.node_database(node)))
     step("creating node tokens")
     apps.load_node_tokens(infra, config.nodes)
     specs = apps.app_specs(infra, config.nodes)
@@ -127,6 +135,14 @@ def up(config: StackConfig, step: Step) -> list[AppReport]:
             step(f"waiting for {report.name} health")
             report.healthy = _answers(url, HEALTH_TIMEOUT_S)
     tokens = apps.load_tokens(infra)
+    if tokens and infra.mqtt_managed and devices.load(config.state_dir) is None:
+        step("registering the simulated devices (one account each)")
+        try:
+            devices.ensure(
+                infra, apps.cloud_api_url(), tokens["operate"], apps.node_ids(config.nodes)
+            )
+        except ServiceError as exc:  # reported like an app that did not start
+            reports.append(AppReport("devices", None, None, str(exc)))
     step("starting prometheus and alertmanager")
     for problem in monitoring.ensure(
         config.state_dir, config.ports, config.nodes, (tokens or {}).get("read")
@@ -196,15 +212,23 @@ def status(config: StackConfig) -> dict[str, Any]:
         )
     prom, am = monitoring.services(config.state_dir, config.ports)
     processes["prometheus"], processes["alertmanager"] = prom.pid(), am.pid()
+    # the load generator's account (edgecloud bench); the simulated devices have their own
     user, password = infra.mqtt_account("simulator")
+    creds = devices.load(config.state_dir)
     return {
         "mqtt_url": infra.mqtt_url,
         "kafka_bootstrap": infra.kafka_bootstrap,
+        # each principal's client settings, the password by file (mode 0600), never inline
+        "kafka_clients": {
+            name: infra.kafka_client(name).describe() for name in kafka_auth.PRINCIPALS
+        },
         "cloud_api_url": apps.cloud_api_url(),
         "cloud_database_url": apps.service_database_url(
             infra, roles.CLOUD_WORKER, apps.CLOUD_DATABASE
         ),
         "device_credentials": {"username": user, "password": password},
+        "devices": [{"device_id": d, **c} for d, c in sorted((creds or {}).items())],
+        "mqtt_tls": devices.tls_info(infra, creds),
         "tokens": _stored_tokens(config.state_dir),
         "nodes": nodes,
         "processes": processes,

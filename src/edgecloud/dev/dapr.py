@@ -85,6 +85,7 @@ class SidecarSpec:
     app_port: int | None = None
     secrets: dict[str, str] = field(default_factory=dict)  # -> secrets.json (local-secrets)
     resources: tuple[Path, ...] = ()  # extra component folders (a user's own components)
+    env: dict[str, str] = field(default_factory=dict)  # daprd's own (APP_API_TOKEN)
 
     @property
     def name(self) -> str:
@@ -161,7 +162,8 @@ class Sidecar:
             if process.port_open("127.0.0.1", port):
                 raise ServiceError(f"{self.spec.name}: port {port} is in use")
         self.prepare()
-        pid = process.spawn(self.argv(), self.log_file)
+        env = {**os.environ, **self.spec.env} if self.spec.env else None
+        pid = process.spawn(self.argv(), self.log_file, env)
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.write_text(f"{pid}\n")
         return pid

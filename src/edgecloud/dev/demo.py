@@ -46,9 +46,11 @@ from typing import Any
 
 import httpx
 
+from edgecloud.cli.client import ApiClient, ApiRefused, ApiUnreachable
 from edgecloud.core.topics import device_shard
 from edgecloud.dev import apps, process
 from edgecloud.dev import demo_learning as learning
+from edgecloud.dev import devices as dev_devices
 from edgecloud.dev.control import StackConfig, status
 
 Echo = Callable[[str], None]
@@ -92,30 +94,25 @@ def bundles_dir() -> Path:
 
 
 class Api:
-    """The cloud REST API with the dev tokens (read / operate / admin)."""
+    """The cloud REST API with the dev tokens (read / operate / admin), on ``cli/client.py``."""
 
     def __init__(self, base_url: str, tokens: dict[str, str]) -> None:
         self.base = base_url.rstrip("/")
         self.tokens = tokens
-        self.client = httpx.Client(timeout=30.0)
+        self.client = ApiClient(self.base, tokens.get("read"))
 
     def call(self, method: str, path: str, scope: str = "read", **kw: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.tokens[scope]}"}
-        return self.client.request(method, self.base + path, headers=headers, **kw)
+        return self.client.request(method, path, token=self.tokens[scope], **kw)
 
     def get(self, path: str, **params: Any) -> Any:
-        res = self.call("GET", path, params={k: v for k, v in params.items() if v is not None})
-        res.raise_for_status()
-        return res.json()
+        return self.client.call("GET", path, params=_given(params))
 
     def pages(self, path: str, **params: Any) -> Iterator[dict[str, Any]]:
-        cursor = None
-        while True:
-            page = self.get(path, cursor=cursor, **params)
-            yield from page["items"]
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return
+        return self.client.pages(path, _given(params))
+
+
+def _given(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}
 
 
 def _pg(url: str) -> str:
@@ -260,7 +257,7 @@ def follow(
 def wait_nodes(api: Api, nodes: list[str], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
+        with contextlib.suppress(ApiUnreachable, ApiRefused):
             seen = {n["node_id"] for n in api.pages("/api/v1/nodes")}
             if set(nodes) <= seen:
                 return True
@@ -269,7 +266,7 @@ def wait_nodes(api: Api, nodes: list[str], timeout: float) -> bool:
 
 
 def active_version(api: Api, node_id: str) -> str | None:
-    with contextlib.suppress(httpx.HTTPError):
+    with contextlib.suppress(ApiUnreachable, ApiRefused):
         node = api.get(f"/api/v1/nodes/{node_id}")
         for m in node.get("active_models") or []:
             if m.get("name") == MODEL:
@@ -290,9 +287,11 @@ def agent_model(health_url: str | None) -> str | None:
 
 def simulate(
     info: dict[str, Any], prefix: str, devices: int, opts: DemoOptions, stop: threading.Event,
-    truth: learning.Truth | None = None,
+    truth: learning.Truth | None = None, accounts: dict[str, dict[str, Any]] | None = None,
 ) -> SimProgress:  # fmt: skip
-    """Run the simulator in a thread; ``stop`` ends it (it also ends after 20 minutes)."""
+    """Run the simulator in a thread; ``stop`` ends it (it also ends after 20 minutes).
+    With ``accounts`` (the registered devices' credentials) each device publishes with its
+    own; else (an external broker) through ``device_credentials``."""
     from edgecloud.adapters.mqtt import MqttConfig, make_publisher
     from edgecloud.sim.publisher import SimulationConfig, SimulationStats, run_simulation
 
@@ -311,7 +310,11 @@ def simulate(
         progress.by_fault, progress.seconds = dict(s.by_fault), s.seconds
 
     def body() -> None:
-        pub = make_publisher(config, client_id=f"edgecloud-demo-{prefix}")
+        pub: Any = (
+            dev_devices.DevicePublishers(info["mqtt_url"], accounts)
+            if accounts
+            else make_publisher(config, client_id=f"edgecloud-demo-{prefix}")
+        )
         try:
             pub.start()
             stats = run_simulation(
@@ -371,7 +374,15 @@ def run_demo(
     echo(f"  {push(api, '1.0.0')}")
     stop = threading.Event()
     truth = learning.Truth()
-    sim = simulate(info, prefix, devices, opts, stop, truth)
+    accounts = None
+    if config.infra().mqtt_managed:  # one account per device, through the registry (issue 16)
+        infra = config.infra()
+        accounts = dev_devices.register(
+            infra, info["cloud_api_url"], tokens["operate"], owner, set()
+        )
+        dev_devices.wait_applied(infra, sorted(accounts))
+        echo(f"  {len(accounts)} devices registered, applied by the nodes' agents ({elapsed()})")
+    sim = simulate(info, prefix, devices, opts, stop, truth, accounts)
     per_node = {n: sum(1 for o in owner.values() if o == n) for n in node_list}
     echo(
         f"  simulating {devices} devices at {opts.rate_hz:g}/s each for at least "
@@ -412,7 +423,7 @@ def run_demo(
             deadline = time.monotonic() + opts.drain_timeout_s
             want = len([r for r in truth.rows if r[0] < t])
             while time.monotonic() < deadline:
-                with contextlib.suppress(httpx.HTTPError):
+                with contextlib.suppress(ApiUnreachable, ApiRefused):
                     if cloud_count(api, prefix)[0] >= want:
                         return True
                 time.sleep(0.5)
@@ -444,7 +455,7 @@ def run_demo(
     cloud_nodes: dict[str, int] = {}
     while True:
         edge = edge_counts(info, prefix)
-        with contextlib.suppress(httpx.HTTPError):
+        with contextlib.suppress(ApiUnreachable, ApiRefused):
             cloud, cloud_nodes = cloud_count(api, prefix)
         if (sum(edge.values()) >= sim.published and cloud >= sim.published) or (
             time.monotonic() > deadline

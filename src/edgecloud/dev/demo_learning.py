@@ -1,6 +1,6 @@
 """The learning loop of ``edgecloud dev up --demo`` (docs/learning.md), after the 1.1.0 rollout:
 
-1. the simulator's fault mix shifts towards stuck sensors (``FleetGenerator.fault_weights``),
+1. the simulator's fault mix shifts towards stuck sensors (``FleetGenerator.shift_mix``),
    which the pointwise 1.1.0 cannot see;
 2. once the cloud holds that phase's readings, the demo posts the simulator's ground truth
    (``POST /api/v1/labels/ground-truth``: for scoring only, never training) and a few operator
@@ -25,8 +25,13 @@ from edgecloud.core.events import reading_event_id
 from edgecloud.sim.data import FAULTS
 
 Echo = Callable[[str], None]
-# weights of spike, drift, stuck, bearing_wear after the shift (uniform before it)
+# weights of spike, drift, stuck, bearing_wear after the shift (uniform before it), and the
+# rate faults start at then: about one new fault per device every 67 steps (0.3 before), so that
+# even a short or slowed phase holds stuck sensors in its held-out end. The faults under way end
+# at the shift: a window full of the slow drift and bearing wear from before it, unflagged in
+# their first steps, would teach the candidate that they are normal.
 STUCK_HEAVY = (0.05, 0.05, 0.8, 0.1)
+SHIFT_RATE = 0.9
 
 
 @dataclass
@@ -42,7 +47,7 @@ class Truth:
         with self.lock:
             self.rows.extend((now, d, seq, int(k)) for d, k in zip(ids, kinds, strict=True))
         if self.shift.is_set() and gen.fault_weights is None:
-            gen.fault_weights = STUCK_HEAVY
+            gen.shift_mix(STUCK_HEAVY, SHIFT_RATE)
 
     def between(self, t0: float, t1: float) -> list[tuple[float, str, int, int]]:
         with self.lock:

@@ -4,10 +4,17 @@ Files live in ``<state>/mosquitto/`` (config, hashed password file, ACL, persist
 the broker runs as the ``mosquitto`` OS user, which owns that directory (see ``base.run_as``).
 Readiness is a real MQTT CONNECT as ``admin`` answered by CONNACK 0; the packet is built here
 by hand so that ``dev`` needs no MQTT SDK (import-linter keeps paho in ``adapters``).
+
+Issue 16: a second listener on MQTT port + 1 takes only TLS clients with a certificate of the
+fleet CA (``<state>/ca``, made here if missing; CN = device id = username = client id); its
+server certificate and CRL live in ``<state>/mosquitto/tls``. Each edge node has its own
+accounts (``agent@NODE``, ``bridge@NODE``: ``add_node``) limited to its own events topic.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -18,6 +25,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from edgecloud.core import pki
 from edgecloud.core.errors import ServiceError
 from edgecloud.core.readings import DEFAULT_MAX_PAYLOAD_BYTES, broker_message_limit
 from edgecloud.dev import process
@@ -40,7 +48,28 @@ DYNSEC_EMPTY = {
     "groups": [],
     "roles": [],
 }
-ACCOUNTS = ("admin", "edge-agent", "bridge", "simulator")
+DYNSEC_ACCOUNT = "dynsec"
+ACCOUNTS = ("admin", "edge-agent", "bridge", "simulator", DYNSEC_ACCOUNT)
+# An account name no device id can take ("@" is not in core.readings.ID_PATTERN).
+NODE_ROLES = ("agent", "bridge")
+
+
+def node_account(role: str, node_id: str) -> str:
+    """``agent@edge-1``: the node's own account (``role`` in ``NODE_ROLES``)."""
+    return f"{role}@{node_id}"
+
+
+def node_acl(node_id: str) -> str:
+    """The ACL block of one node's accounts: its agent reads device telemetry (the devices'
+    dynsec roles decide who may write it) and writes only its own events; its bridge reads
+    only its own events."""
+    return (
+        f"user {node_account('agent', node_id)}\n"
+        "topic read devices/+/telemetry\n"
+        f"topic write edgecloud/{node_id}/events/#\n\n"
+        f"user {node_account('bridge', node_id)}\n"
+        f"topic read edgecloud/{node_id}/events/#\n\n"
+    )
 
 
 def _utf8(text: str) -> bytes:
@@ -99,8 +128,47 @@ class MosquittoService(Service):
     def dynsec_file(self) -> Path:
         return self.home / "dynamic-security.json"
 
+    @property
+    def tls_port(self) -> int:
+        """The certificate listener: MQTT port + 1."""
+        return self.port + 1
+
+    @property
+    def ca_dir(self) -> Path:
+        """The local stack's fleet CA (``edgecloud device add --cert --ca-dir`` this)."""
+        return self.state_dir / "ca"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.home / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.tls_dir / "ca.pem"
+
+    @property
+    def crl_file(self) -> Path:
+        return self.tls_dir / "crl.pem"
+
+    @property
+    def nodes_file(self) -> Path:
+        return self.home / "nodes.json"
+
     def account(self, name: str) -> tuple[str, str]:
-        return name, str(self.secrets["mqtt"][name])
+        """A stack account; names not stored in ``secrets.json`` (``dynsec``, the nodes'
+        ``agent@NODE``) get a password derived from the admin's, so older state dirs and
+        concurrent processes agree on it without writing anything."""
+        stored = self.secrets["mqtt"].get(name)
+        if stored is not None:
+            return name, str(stored)
+        key = str(self.secrets["mqtt"]["admin"]).encode()
+        return name, hmac.new(key, name.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def nodes(self) -> list[str]:
+        try:
+            return sorted(json.loads(self.nodes_file.read_text()))
+        except (OSError, ValueError):
+            return []
 
     def prepare(self) -> None:
         binary = "/usr/sbin/mosquitto"
@@ -108,9 +176,15 @@ class MosquittoService(Service):
             raise ServiceError("mosquitto not found (make install installs it)")
         data = self.home / "data"
         data.mkdir(parents=True, exist_ok=True)
+        self._prepare_tls()
         deploy = repo_deploy_dir() / "mosquitto"
         values = {
             "port": str(self.port),
+            "tls_port": str(self.tls_port),
+            "ca_file": str(self.ca_file),
+            "cert_file": str(self.tls_dir / "server.pem"),
+            "key_file": str(self.tls_dir / "server.key"),
+            "crl_file": str(self.crl_file),
             "password_file": str(self.password_file),
             "acl_file": str(self.home / "acl"),
             "persistence_dir": str(data),
@@ -120,23 +194,107 @@ class MosquittoService(Service):
         }
         if not self.dynsec_file.exists():
             self.dynsec_file.write_text(json.dumps(DYNSEC_EMPTY, indent=2))
-        for name, target in (("mosquitto.conf.tmpl", "mosquitto.conf"), ("acl.tmpl", "acl")):
-            text = string.Template((deploy / name).read_text()).substitute(values)
-            (self.home / target).write_text(text)
+        (self.home / "mosquitto.conf").write_text(
+            string.Template((deploy / "mosquitto.conf.tmpl").read_text()).substitute(values)
+        )
+        self._write_acl()
         if not self.password_file.exists():
-            lines = "".join(f"{n}:{self.secrets['mqtt'][n]}\n" for n in ACCOUNTS)
-            self.password_file.write_text(lines)
-            _passwd("-U", str(self.password_file))  # hash every line in place
+            self.password_file.write_text("")
+        self._ensure_passwords([*ACCOUNTS, *self._node_accounts(self.nodes())])
         self._own()
 
-    def _own(self) -> None:
-        for path in (
-            self.password_file,
-            self.home / "acl",
-            self.home / "mosquitto.conf",
-            self.dynsec_file,
+    def _prepare_tls(self) -> None:
+        """The fleet CA (if missing), the server certificate and a CRL signed by that CA."""
+        if not (self.ca_dir / pki.CA_KEY).exists():
+            pki.init_ca(self.ca_dir, name="edgecloud dev fleet CA")
+        ca = pki.load_ca(self.ca_dir)
+        self.tls_dir.mkdir(parents=True, exist_ok=True)
+        self.ca_file.write_bytes(ca.pem)
+        server = self.tls_dir / "server.pem"
+        if (
+            not server.exists()
+            or server.stat().st_mtime < (self.ca_dir / pki.CA_CERT).stat().st_mtime
         ):
-            path.chmod(0o600)
+            issued = pki.issue(ca, "localhost", server=True)
+            (self.tls_dir / "server.key").write_text(issued.key_pem or "")
+            server.write_text(issued.cert_pem)
+        if not self.crl_file.exists():
+            self.crl_file.write_bytes(pki.crl(ca, []))
+
+    def write_crl(self, serials: list[str]) -> None:
+        """Revoke these certificate serials (hex) at the TLS listener; SIGHUP re-reads it."""
+        self.crl_file.write_bytes(pki.crl(pki.load_ca(self.ca_dir), serials))
+        self._own()
+        self._reload()
+
+    @staticmethod
+    def _node_accounts(nodes: list[str]) -> list[str]:
+        return [node_account(role, n) for n in nodes for role in NODE_ROLES]
+
+    @property
+    def users_file(self) -> Path:
+        return self.home / "users.json"
+
+    def hand_added(self) -> list[str]:
+        """Accounts added with ``add_user`` (tests' devices): each may write its own
+        telemetry topic, an explicit line per account (no pattern for every username)."""
+        try:
+            return sorted(json.loads(self.users_file.read_text()))
+        except (OSError, ValueError):
+            return []
+
+    def _write_acl(self) -> None:
+        template = (repo_deploy_dir() / "mosquitto" / "acl.tmpl").read_text()
+        named = {ln.split()[1] for ln in template.splitlines() if ln.startswith("user ")}
+        blocks = "".join(node_acl(n) for n in self.nodes()) + "".join(
+            f"user {u}\ntopic write devices/{u}/telemetry\n\n"
+            for u in self.hand_added()
+            if u not in named
+        )
+        text = string.Template(template).substitute(node_accounts=blocks)
+        (self.home / "acl").write_text(text)
+
+    def _ensure_passwords(self, names: list[str]) -> None:
+        present = {
+            ln.split(":", 1)[0] for ln in self.password_file.read_text().splitlines() if ln.strip()
+        }
+        for name in names:
+            if name not in present:
+                _passwd("-b", str(self.password_file), *self.account(name))
+
+    def add_node(self, node_id: str) -> None:
+        """Give node ``node_id`` its own accounts (ACL block and passwords), reloading a running
+        broker. Callers serialise this (``Infra.add_node_accounts`` holds a lock)."""
+        nodes = self.nodes()
+        if node_id in nodes:
+            return
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.nodes_file.write_text(json.dumps(sorted([*nodes, node_id])))
+        if not self.password_file.exists():
+            return  # prepare() writes both at the first start
+        self._write_acl()
+        self._ensure_passwords(self._node_accounts([node_id]))
+        self._own()
+        if self._reload():
+            username, password = self.account(node_account("agent", node_id))
+            process.wait_until(
+                lambda: mqtt_connect_ok(HOST, self.port, username, password),
+                10.0,
+                f"mosquitto reload for node {node_id!r}",
+            )
+
+    def _reload(self) -> bool:
+        pid = self.pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGHUP)
+        return True
+
+    def _own(self) -> None:
+        paths = [self.password_file, self.home / "acl", self.home / "mosquitto.conf"]
+        for path in [*paths, self.dynsec_file, self.tls_dir / "server.key"]:
+            if path.exists():
+                path.chmod(0o600)
         self.home.chmod(0o700)
         chown_tree(self.home, OS_USER)
 
@@ -154,11 +312,12 @@ class MosquittoService(Service):
     def add_user(self, username: str, password: str) -> None:
         """Add (or re-password) an account, reload the broker, wait until it is accepted."""
         _passwd("-b", str(self.password_file), username, password)
+        if username not in self.hand_added():
+            self.users_file.write_text(json.dumps(sorted([*self.hand_added(), username])))
+            self._write_acl()
         self._own()
-        pid = self.pid()
-        if pid is None:
+        if not self._reload():
             return
-        os.kill(pid, signal.SIGHUP)
         process.wait_until(
             lambda: mqtt_connect_ok(HOST, self.port, username, password),
             10.0,

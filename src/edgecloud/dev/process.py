@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from edgecloud.core.errors import ServiceError
 
@@ -116,18 +117,22 @@ def _bindable(port: int) -> bool:
     return True
 
 
+T = TypeVar("T")
+
+
 def wait_until(
-    predicate: Callable[[], bool],
-    timeout: float,
-    what: str,
+    predicate: Callable[[], T],
+    timeout: float = 20.0,
+    what: str = "condition",
     interval: float = 0.2,
     abort: Callable[[], str | None] | None = None,
-) -> None:
-    """Poll ``predicate`` until true; ``abort`` returns a reason to give up early."""
+) -> T:
+    """Poll ``predicate`` until it returns a true value, and return that value (the one poll of
+    the code base and its tests); ``abort`` returns a reason to give up early."""
     deadline = time.monotonic() + timeout
     while True:
-        if predicate():
-            return
+        if value := predicate():
+            return value
         if abort is not None and (reason := abort()) is not None:
             raise ServiceError(f"{what}: {reason}")
         if time.monotonic() > deadline:

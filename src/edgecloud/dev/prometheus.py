@@ -98,7 +98,31 @@ class Targets:
         }
 
 
-class PrometheusService(Service):
+class _HttpDaemon(Service):
+    """What Prometheus and Alertmanager share: an HTTP port of their own (not one of the
+    stack's ``Ports``), ``<state>/<name>/`` as home, readiness by ``GET /-/ready``."""
+
+    def __init__(self, state_dir: Path, ports: Ports, port: int) -> None:
+        super().__init__(state_dir, ports)
+        self._port = port
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def home(self) -> Path:
+        return self.state_dir / self.name
+
+    def healthy(self) -> bool:
+        return _ready(self.port)
+
+
+class PrometheusService(_HttpDaemon):
     name = "prometheus"
     ready_timeout = 60.0
 
@@ -112,23 +136,10 @@ class PrometheusService(Service):
         evaluation_interval: str | None = None,
         rules_dir: Path | None = None,
     ) -> None:
-        super().__init__(state_dir, ports)
-        self._port = port if port is not None else prometheus_port()
+        super().__init__(state_dir, ports, port if port is not None else prometheus_port())
         self.scrape_interval = scrape_interval
         self.evaluation_interval = evaluation_interval
         self.rules_dir = rules_dir
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    @property
-    def home(self) -> Path:
-        return self.state_dir / "prometheus"
 
     def prepare(self) -> None:
         if prometheus_binary() is None:
@@ -201,11 +212,8 @@ class PrometheusService(Service):
             f"--web.listen-address={HOST}:{self.port}",
         ]
 
-    def healthy(self) -> bool:
-        return _ready(self.port)
 
-
-class AlertmanagerService(Service):
+class AlertmanagerService(_HttpDaemon):
     name = "alertmanager"
     ready_timeout = 30.0
 
@@ -219,23 +227,10 @@ class AlertmanagerService(Service):
         group_wait: str | None = None,
         group_interval: str | None = None,
     ) -> None:
-        super().__init__(state_dir, ports)
-        self._port = port if port is not None else alertmanager_port()
+        super().__init__(state_dir, ports, port if port is not None else alertmanager_port())
         self.webhook_url = webhook_url or os.environ.get("EDGECLOUD_ALERT_WEBHOOK_URL") or None
         self.group_wait = group_wait
         self.group_interval = group_interval
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    @property
-    def home(self) -> Path:
-        return self.state_dir / "alertmanager"
 
     def prepare(self) -> None:
         if alertmanager_binary() is None:
@@ -264,6 +259,3 @@ class AlertmanagerService(Service):
             f"--web.listen-address={HOST}:{self.port}",
             "--cluster.listen-address=",  # no gossip port: one instance, nothing to peer with
         ]
-
-    def healthy(self) -> bool:
-        return _ready(self.port)

@@ -19,9 +19,11 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy.engine import make_url
 
 from edgecloud.core.errors import ServiceError
+from edgecloud.core.kafka import KafkaConnection
 from edgecloud.dev import postgres
 from edgecloud.dev.base import DEV_PORTS, TEST_PORTS, Ports, Service
 from edgecloud.dev.kafka import KafkaService
+from edgecloud.dev.kafka_auth import prefix_grants
 from edgecloud.dev.mosquitto import MosquittoService
 from edgecloud.dev.postgres import PostgresService
 
@@ -177,10 +179,47 @@ class Infra:
         with state_lock(self.state_dir, ".mqtt-users.lock"):
             self.mosquitto.add_user(username, password)
 
+    def add_node_accounts(self, node_id: str) -> None:
+        """Node ``node_id``'s own MQTT accounts (``agent@NODE``, ``bridge@NODE``, issue 16)."""
+        if self.mqtt_managed:
+            with state_lock(self.state_dir, ".mqtt-users.lock"):
+                self.mosquitto.add_node(node_id)
+
     # --- Kafka --------------------------------------------------------------------------
     @property
     def kafka_bootstrap(self) -> str:
         return self.external.kafka_bootstrap or self.kafka.bootstrap
+
+    def kafka_client(self, principal: str = "admin") -> KafkaConnection:
+        """Connection settings of a stack principal (``dev/kafka_auth.py``: ``admin``,
+        ``bridge``, ``worker``, ``dapr-cloud``, ``bench``); an external Kafka is used as its
+        bootstrap servers alone, whoever asks."""
+        if self.external.kafka_bootstrap:
+            return KafkaConnection(self.external.kafka_bootstrap)
+        return self.kafka.client(principal)
+
+    def kafka_grant(self, prefix: str) -> None:
+        """Give ``bridge``, ``worker`` and ``dapr-cloud`` the topics of a topic prefix: now if
+        the broker runs, and at each later start."""
+        self._kafka_prefix(prefix, granted=True)
+
+    def kafka_revoke(self, prefix: str) -> None:
+        self._kafka_prefix(prefix, granted=False)
+
+    def _kafka_prefix(self, prefix: str, granted: bool) -> None:
+        if self.external.kafka_bootstrap:
+            return
+        from edgecloud.adapters.kafka_admin import create_acls, delete_acls
+
+        with state_lock(self.state_dir, ".kafka-grants.lock"):
+            self.kafka.credentials.record(prefix, granted)
+        if not self.kafka.running():
+            return
+        grants = prefix_grants(prefix)
+        if granted:
+            create_acls(self.kafka_client(), grants)
+        else:
+            delete_acls(self.kafka_client(), grants)
 
 
 def ensure_infra(

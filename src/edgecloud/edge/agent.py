@@ -39,11 +39,13 @@ from edgecloud.core.topics import (
     telemetry_device,
 )
 from edgecloud.core.trace import log_hop, sampled, trace_id
-from edgecloud.edge.batch import DeadLetter, Key, Plan, classify
-from edgecloud.edge.events import reading_event_text
+from edgecloud.core.wire import DeadLetter
+from edgecloud.core.wire.encode import reading_event_text
+from edgecloud.edge.batch import Key, Plan, classify
 from edgecloud.edge.inference.port import InferenceFailure
+from edgecloud.edge.live_config import LiveConfig
 from edgecloud.edge.metrics import AgentMetrics, Counters
-from edgecloud.edge.model import ModelHolder, load_into
+from edgecloud.edge.models.holder import ModelHolder, load_into
 from edgecloud.edge.outbox import Outbox, OutboxBatch, Publish
 from edgecloud.edge.settings import EdgeSettings
 from edgecloud.edge.store import Prepared, Store
@@ -61,7 +63,10 @@ class Agent:
     ) -> None:
         self.settings = settings
         self._tune_gc = tune_gc  # the CLI's agent owns its process; tests' agents do not
-        self.inference_settings = inference_settings
+        # the sub-components' configs, built once from the one settings tree (edge/settings.py)
+        self.inference_settings = inference_settings or settings.inference_settings()
+        self.model_agent_settings = settings.model_agent_settings()
+        self.device_agent_settings = settings.device_agent_settings()
         self.counters = Counters()
         self.holder = ModelHolder()
         self.metrics = AgentMetrics(self.counters, self._gauges)
@@ -114,6 +119,21 @@ class Agent:
                 dapr, settings.dapr_pubsub, settings.node_id, self.counters
             )
         self.device_agent: Any = None  # applies the registry's devices to the broker (issue 16)
+        # thresholds and batch settings followed live from a Dapr configuration store
+        self.live = LiveConfig(self.counters, settings.batch_size, settings.batch_window_ms)
+        self.config_watch: Any = None
+        if settings.dapr_grpc_port and settings.dapr_config_store:
+            from edgecloud.adapters.dapr import ConfigurationWatch, DaprConfig
+            from edgecloud.edge import live_config
+
+            self.config_watch = ConfigurationWatch(
+                DaprConfig(settings.dapr_http_port, settings.dapr_grpc_port),
+                settings.dapr_config_store,
+                live_config.KEYS,
+                self.live.apply,
+                self.live.watch_failed,
+                metadata={"pgNotifyChannel": live_config.NOTIFY_CHANNEL},
+            )
 
     # --- state for heartbeats / healthz ----------------------------------------------------
     @property
@@ -125,13 +145,16 @@ class Agent:
         return self.subscriber.connected.is_set() and self.publisher.connected
 
     def _gauges(self) -> dict[str, float]:
-        return {
+        gauges = {
             "outbox_pending_events": float(self.outbox.pending_events),
             "mqtt_pending_messages": float(self.subscriber.pending()),
             "mqtt_connected": 1.0 if self.mqtt_connected else 0.0,
             "model_loaded": 1.0 if self.holder.backend is not None else 0.0,
             "uptime_seconds": self.uptime_s,
         }
+        if self.config_watch is not None:
+            gauges.update(self.live.gauges(getattr(self.holder.backend, "manifest", None)))
+        return gauges
 
     def heartbeat(self) -> HeartbeatData:
         st = self.holder.status
@@ -167,13 +190,20 @@ class Agent:
         self._writer_thread.start()
         if self.decisions is not None:
             self.decisions.start()
+        if self.config_watch is not None:
+            self.config_watch.start()
         self._retry(self.subscriber.start)
-        from edgecloud.edge.model_agent import maybe_start
+        from edgecloud.edge.models.agent import maybe_start
 
-        self.model_agent = maybe_start(self.holder, self._publish_text, self.inference_settings)
+        self.model_agent = maybe_start(
+            self.model_agent_settings, self.holder, self._publish_text, self.inference_settings
+        )
         from edgecloud.edge import device_agent
 
-        self.device_agent = self._retry(device_agent.maybe_start)
+        def device_agent_start() -> Any:
+            return device_agent.maybe_start(self.device_agent_settings)
+
+        self.device_agent = self._retry(device_agent_start)
         self._housekeeping.start()
         if self._tune_gc:  # core/gctune.py
             tune_gc()
@@ -184,10 +214,11 @@ class Agent:
         """Start, then run the batch loop until ``stop()``."""
         try:
             self.start()
-            window = self.settings.batch_window_ms / 1000.0
+            live = self.live  # batch size and window re-read per batch (live configuration)
             while not self.stopping.is_set() and self._writer_thread.is_alive():
+                window = live.batch_window_ms / 1000.0
                 msgs: Sequence[InboundMessage] = self.subscriber.get_batch(
-                    self.settings.batch_size, window or 0.001
+                    live.batch_size, window or 0.001
                 )
                 if msgs and self._shard is not None:
                     msgs = self._own(msgs)
@@ -221,6 +252,7 @@ class Agent:
             self.subscriber.stop,
             self.outbox.stop,
             self._stop_decisions,
+            self._stop_config_watch,
             self._stop_http,
             self.publisher.stop,
             self._stop_model_agent,
@@ -247,6 +279,10 @@ class Agent:
     def _stop_decisions(self) -> None:
         if self.decisions is not None:
             self.decisions.stop()
+
+    def _stop_config_watch(self) -> None:
+        if self.config_watch is not None:
+            self.config_watch.stop()
 
     def _stop_device_agent(self) -> None:
         if self.device_agent is not None:
@@ -400,6 +436,8 @@ class Agent:
         self.metrics.inference_seconds.observe(time.monotonic() - t0)
         if outcomes is None:
             return
+        if self.config_watch is not None:  # thresholds of the live configuration
+            outcomes = self.live.decide(outcomes, getattr(self.holder.backend, "manifest", None))
         for a, o in zip(plan.accepted, outcomes, strict=True):
             if isinstance(o, InferenceResult):
                 a.inference = o

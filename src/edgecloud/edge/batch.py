@@ -29,6 +29,7 @@ import orjson
 from edgecloud.core.errors import InvalidReading
 from edgecloud.core.events import InferenceResult
 from edgecloud.core.readings import Reading, bounded_payload, check_ts_window, parse_reading
+from edgecloud.core.wire import DeadLetter
 
 Key = tuple[str, int]
 # json.dumps with a keyword builds an encoder on every call; the same encoder, made once
@@ -69,17 +70,6 @@ class Accepted:
     tensors_json: str | None = None  # the tensor digests (``edge.tensor_keep``)
     blobs: list[dict[str, Any]] | None = None  # tensor_blobs rows (tensor_store=blob)
     event_tensors_json: str | None = None  # data.tensors of the event (event_tensors)
-
-
-@dataclass(slots=True)
-class DeadLetter:
-    topic: str
-    payload: bytes
-    reason: str
-    detail: str
-    received_at: float
-    device_id: str | None = None
-    seq: int | None = None
 
 
 @dataclass(slots=True)

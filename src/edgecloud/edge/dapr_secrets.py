@@ -9,41 +9,26 @@ within ``READY_TIMEOUT_S`` is logged and the environment is used.
 from __future__ import annotations
 
 import logging
-import time
 
-from edgecloud.adapters.dapr import DaprConfig, DaprSidecar
-from edgecloud.core.errors import TransportError
+from edgecloud.adapters.dapr import DaprConfig, read_secrets
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 30.0
 # setting -> secret key (the same key names in secrets.json, compose and Kubernetes Secrets)
-SECRET_KEYS = {"database_url": "database-url", "mqtt_password": "mqtt-password"}
+SECRET_KEYS = {
+    "database_url": "database-url",
+    "mqtt_password": "mqtt-password",
+    "node_token": "node-token",  # the model and device agents' EDGECLOUD_NODE_TOKEN
+}
 
 
 def dapr_secrets(config: DaprConfig, store: str, skip: set[str]) -> dict[str, str]:
     """setting name -> value for every key of ``SECRET_KEYS`` the store has (not ``skip``)."""
-    sidecar = DaprSidecar(config)
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while not sidecar.ready():
-        if time.monotonic() > deadline:
-            log.warning(
-                "dapr sidecar not ready: secrets from the environment", extra={"store": store}
-            )
-            return {}
-        time.sleep(0.5)
-    found: dict[str, str] = {}
-    try:
-        for setting, key in SECRET_KEYS.items():
-            if setting in skip:
-                continue
-            try:
-                values = sidecar.secret(store, key)
-            except TransportError:  # the store has no such key: the environment's value stays
-                continue
-            if values.get(key):
-                found[setting] = values[key]
-    finally:
-        sidecar.close()
+    keys = {k: v for k, v in SECRET_KEYS.items() if k not in skip}
+    found = read_secrets(config, store, keys, READY_TIMEOUT_S)
+    if found is None:
+        log.warning("dapr sidecar not ready: secrets from the environment", extra={"store": store})
+        return {}
     if found:
         log.info("settings from dapr secrets", extra={"store": store, "settings": sorted(found)})
     return found

@@ -17,14 +17,14 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
+from edgecloud.core.desired import DesiredDevices
 from edgecloud.core.errors import EdgecloudError, TransportError
 from edgecloud.edge.device_broker import Device, MosquittoDevices, plan
 from edgecloud.edge.device_settings import DeviceAgentSettings
-from edgecloud.edge.model_fetch import CloudClient
+from edgecloud.edge.models.fetch import CloudClient
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class DeviceAgent:
         )
         self.applied: dict[str, Device] = _load(settings.state_path)
         self.applied_at: float | None = None
-        self.version: Any = None
+        self.version: DesiredDevices | None = None
         self.stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="device-agent", daemon=True)
 
@@ -64,9 +64,9 @@ class DeviceAgent:
         etag: str | None = None
         while not self.stopping.is_set():
             try:
-                etag, body = self.client.desired(etag, self.s.desired_wait_s)
-                if body is not None:
-                    version = body.get("devices")
+                etag, desired = self.client.desired(etag, self.s.desired_wait_s)
+                if desired is not None:
+                    version = desired.devices
                     if version != self.version or self.applied_at is None:
                         self.sync()
                         self.version = version
@@ -125,12 +125,12 @@ def _save(path: Path, devices: dict[str, Device]) -> None:
     os.replace(tmp, path)
 
 
-def maybe_start(settings: DeviceAgentSettings | None = None) -> DeviceAgent | None:
+def maybe_start(settings: DeviceAgentSettings) -> DeviceAgent | None:
     """Start the device agent when configured (see ``device_settings``); else None."""
     from edgecloud.adapters.dynsec import DynsecControl
     from edgecloud.adapters.mqtt import MqttConfig
 
-    s = settings or DeviceAgentSettings()
+    s = settings
     if not s.enabled or s.devices_password_file is None:
         return None
     control = DynsecControl(MqttConfig.from_url(s.devices_mqtt_url or s.mqtt_url))

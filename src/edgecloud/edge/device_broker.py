@@ -16,6 +16,7 @@ Order, so that no moment admits what it should not:
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
@@ -134,7 +135,15 @@ class MosquittoDevices:
                 raise TransportError(f"dynamic security {answer.get('command')}: {error}")
 
     def write_passwords(self, wanted: dict[str, Device], managed: set[str]) -> None:
-        """Rewrite the password file atomically (same owner and mode), then SIGHUP."""
+        """Rewrite the password file atomically (same owner and mode), then SIGHUP. Under a
+        lock beside it: the agents of several nodes on one broker (the local stack) each
+        rewrite their own lines of the same file."""
+        lock = self.password_file.with_name(self.password_file.name + ".lock")
+        with open(lock, "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            self._write_passwords(wanted, managed)
+
+    def _write_passwords(self, wanted: dict[str, Device], managed: set[str]) -> None:
         path = self.password_file
         try:
             old = path.read_text().splitlines()

@@ -1,4 +1,8 @@
-"""Settings of the device agent (issue 16), read with the ``EDGECLOUD_`` prefix.
+"""Settings of the device agent (issue 16): a config object, not read from the environment.
+
+``EdgeSettings`` inherits ``DeviceAgentFields`` (``EDGECLOUD_DEVICES_*``) and builds
+``DeviceAgentSettings`` from its own values (``EdgeSettings.device_agent_settings()``), so the
+node id, cloud link and broker URL are the agent's own.
 
 The agent applies the cloud's device registry to its broker only when the cloud is set
 (``EDGECLOUD_CLOUD_API_URL``, ``EDGECLOUD_NODE_TOKEN``) and ``EDGECLOUD_DEVICES_PASSWORD_FILE``
@@ -9,19 +13,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field
 
 from edgecloud.core.readings import ID_PATTERN
+from edgecloud.edge.models.settings import CloudLinkFields
 
 
-class DeviceAgentSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="EDGECLOUD_", extra="ignore")
-
-    node_id: str = Field("edge-1", pattern=ID_PATTERN, description="this node's id")
-    cloud_api_url: str | None = Field(None, description="cloud API base URL")
-    node_token: str | None = Field(None, description="this node's API token (scope node)")
-    mqtt_url: str = Field("mqtt://127.0.0.1:1883", description="the edge broker")
+class DeviceAgentFields(BaseModel):
     devices_mqtt_url: str | None = Field(
         None, description="account allowed on $CONTROL/dynamic-security (default: mqtt_url)"
     )
@@ -34,8 +32,11 @@ class DeviceAgentSettings(BaseSettings):
     devices_state_dir: Path | None = Field(
         None, description="the last applied set (default ~/.cache/edgecloud/edge/NODE)"
     )
-    desired_wait_s: float = Field(20.0, ge=0, le=60, description="long-poll of desired state")
-    desired_retry_s: float = Field(2.0, gt=0, description="wait after the cloud is unreachable")
+
+
+class DeviceAgentSettings(CloudLinkFields, DeviceAgentFields):
+    node_id: str = Field("edge-1", pattern=ID_PATTERN, description="this node's id")
+    mqtt_url: str = Field("mqtt://127.0.0.1:1883", description="the edge broker")
 
     @property
     def enabled(self) -> bool:

@@ -38,6 +38,8 @@ class Counters:
     db_errors: int = 0  # batch transactions that failed and were retried
     dapr_published: int = 0  # decisions published through the Dapr sidecar
     dapr_publish_failures: int = 0  # decisions the sidecar did not take (down, queue full)
+    config_changes: int = 0  # live configuration values applied (edge/live_config.py)
+    config_refused: int = 0  # live configuration values refused (not a number, out of range)
     dead_letter_reasons: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from edgecloud.core.errors import TransportError
 from edgecloud.core.topics import events_topic
-from edgecloud.edge.events import chunked_arrays, reading_event_json
+from edgecloud.core.wire.encode import chunked_arrays, reading_event_json
 from edgecloud.edge.store import Store, StoredReading
 
 log = logging.getLogger(__name__)

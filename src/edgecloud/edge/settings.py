@@ -2,15 +2,22 @@
 
 Every field reads ``EDGECLOUD_<NAME>`` (``batch_size`` from ``EDGECLOUD_BATCH_SIZE``); flags
 override the environment; the defaults point at node ``edge-1`` of ``edgecloud dev up``.
+
+This is the role's ONE settings tree: the inference, model agent and device agent fields are
+inherited from their config classes (``InferenceFields``, ``CloudLinkFields``,
+``ModelAgentFields``, ``DeviceAgentFields``), and their config objects are built from this
+object's values (``inference_settings()``, ``model_agent_settings()``,
+``device_agent_settings()``), so that ``--node-id`` reaches the model agent too. Only this
+class reads the environment.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from edgecloud.core.readings import (
@@ -25,6 +32,9 @@ from edgecloud.core.settings import (
     MqttSettings,
     parse_labels,
 )
+from edgecloud.edge.device_settings import DeviceAgentFields, DeviceAgentSettings
+from edgecloud.edge.inference.settings import InferenceFields, InferenceSettings
+from edgecloud.edge.models.settings import CloudLinkFields, ModelAgentFields, ModelAgentSettings
 
 
 def is_loopback(host: str) -> bool:
@@ -37,7 +47,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class EdgeSettings(BaseRoleSettings, MqttSettings, DatabaseSettings):
+class EdgeSettings(
+    BaseRoleSettings,
+    MqttSettings,
+    DatabaseSettings,
+    InferenceFields,
+    CloudLinkFields,
+    ModelAgentFields,
+    DeviceAgentFields,
+):
     model_config = SettingsConfigDict(env_prefix="EDGECLOUD_", extra="ignore")
 
     node_id: str = Field("edge-1", pattern=ID_PATTERN, description="this node's id")
@@ -112,6 +130,11 @@ class EdgeSettings(BaseRoleSettings, MqttSettings, DatabaseSettings):
     dapr_secret_store: str = Field(
         "", description="Dapr secret store read at start (database-url, mqtt-password); empty: off"
     )
+    dapr_config_store: str = Field(
+        "",
+        description="Dapr configuration store followed live (thresholds, batch settings: "
+        "edge/live_config.py); empty: off",
+    )
     migrate: bool = Field(True, description="upgrade the local schema to head at start")
 
     @field_validator("node_labels")
@@ -130,6 +153,21 @@ class EdgeSettings(BaseRoleSettings, MqttSettings, DatabaseSettings):
         if self.http_token is not None and len(self.http_token.get_secret_value()) < 16:
             raise ValueError("http_token must be at least 16 characters")
         return self
+
+    def inference_settings(self) -> InferenceSettings:
+        """The inference config, from this tree's values."""
+        return InferenceSettings.model_validate(self._values(InferenceSettings))
+
+    def model_agent_settings(self) -> ModelAgentSettings:
+        """The model agent's config: this node's id, keys and cloud link."""
+        return ModelAgentSettings.model_validate(self._values(ModelAgentSettings))
+
+    def device_agent_settings(self) -> DeviceAgentSettings:
+        """The device agent's config: this node's id, broker and cloud link."""
+        return DeviceAgentSettings.model_validate(self._values(DeviceAgentSettings))
+
+    def _values(self, cls: type[BaseModel]) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in cls.model_fields}
 
     @property
     def shard(self) -> tuple[int, int] | None:

@@ -20,14 +20,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from edgecloud.adapters.postgres import (
+    CONFLICT_ERRORS,
+    NULL,
+    TRANSIENT_ERRORS,
+    copy_field,
+    copy_in,
+    driver,
+    stage_and_merge,
+)
 from edgecloud.core.errors import TransportError
-from edgecloud.edge.batch import Accepted, DeadLetter, Key, Plan
+from edgecloud.core.wire import DeadLetter
+from edgecloud.edge.batch import Accepted, Key, Plan
 from edgecloud.edge.db import (
     DeadLetterRow,
     DeviceRow,
@@ -68,7 +77,6 @@ SELECT * FROM unnest(%s::text[], %s::bigint[], %s::timestamptz[], %s::bigint[])
 ON CONFLICT (device_id) DO UPDATE SET last_seq = greatest(d.last_seq, excluded.last_seq),
   last_seen = greatest(d.last_seen, excluded.last_seen), readings = d.readings + excluded.readings
 """
-TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, psycopg.OperationalError)
 
 
 def ts_of(epoch: float) -> datetime:
@@ -100,17 +108,6 @@ class StoredReading:
     inference_json: str | None
 
 
-_NULL = "\\N"
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_field(text: str) -> str:
-    """A value in COPY's text format (backslash, tab, newline, CR escaped)."""
-    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
-        return text.translate(_COPY_ESCAPES)
-    return text
-
-
 def copy_text(accepted: Sequence[Accepted], batch_id: int, stamps: dict[float, str]) -> str:
     """The batch's rows (``COLUMNS``) in COPY's text format: one string, one write.
 
@@ -122,9 +119,9 @@ def copy_text(accepted: Sequence[Accepted], batch_id: int, stamps: dict[float, s
     lines = []
     for a, score in zip(accepted, _score_texts(accepted), strict=True):
         r, inf = a.reading, a.inference
-        inf_json = _NULL if a.inference_json is None else _copy_field(a.inference_json)
+        inf_json = NULL if a.inference_json is None else copy_field(a.inference_json)
         if inf is None:
-            tail = f"{inf_json}\t{_NULL}\t{_NULL}"
+            tail = f"{inf_json}\t{NULL}\t{NULL}"
         else:
             tail = f"{inf_json}\t{'t' if inf.anomaly else 'f'}\t{score}"
         received = stamps.get(a.received_at)
@@ -132,8 +129,8 @@ def copy_text(accepted: Sequence[Accepted], batch_id: int, stamps: dict[float, s
             received = stamps[a.received_at] = ts_of(a.received_at).isoformat()
         lines.append(
             f"{r.device_id}\t{r.seq}\t{a.ts_text or r.ts.isoformat()}\t{received}\t"
-            f"{_copy_field(a.values_json)}\t{tail}\t{batch_id}\t"
-            f"{_NULL if a.tensors_json is None else _copy_field(a.tensors_json)}\n"
+            f"{copy_field(a.values_json)}\t{tail}\t{batch_id}\t"
+            f"{NULL if a.tensors_json is None else copy_field(a.tensors_json)}\n"
         )
     return "".join(lines)
 
@@ -147,9 +144,9 @@ def _score_texts(accepted: Sequence[Accepted]) -> list[str]:
         for a in accepted
     ]
     if not all(s is None or math.isfinite(s) for s in scores):
-        return [_NULL if s is None else repr(s) for s in scores]
+        return [NULL if s is None else repr(s) for s in scores]
     text = orjson.dumps(scores).decode()[1:-1]
-    return [_NULL if t == "null" else t for t in text.split(",")] if scores else []
+    return [NULL if t == "null" else t for t in text.split(",")] if scores else []
 
 
 def _array_literal(items: Sequence[object], quote: bool) -> str:
@@ -259,13 +256,13 @@ class Store:
         try:
             try:
                 return self._write_tx(plan, prepared, staged=False)
-            except (sa_exc.IntegrityError, psycopg.IntegrityError) as exc:
+            except CONFLICT_ERRORS as exc:
                 log.warning(
                     "unexpected (device_id, seq) conflict, merging through staging",
                     extra={"error": str(exc).splitlines()[0]},
                 )
                 return self._write_tx(plan, prepared, staged=True)
-        except TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             raise TransportError(f"edge database: {exc}") from exc
 
     def next_batch_id(self) -> int:
@@ -304,16 +301,13 @@ class Store:
 
     def _write_pg(self, conn: Connection, prepared: Prepared, staged: bool) -> int:
         """COPY the rows, then outbox row + device marks in one statement."""
-        raw: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
-        with raw.cursor() as cur:
+        with driver(conn).cursor() as cur:
             if staged:
-                cur.execute(STAGE_DDL)
-            with cur.copy(STAGE_COPY if staged else COPY_SQL) as copy:
-                copy.write(prepared.copy)
-            inserted = prepared.marks[1]
-            if staged:
-                cur.execute(STAGE_MERGE)
+                stage_and_merge(cur, STAGE_DDL, STAGE_COPY, prepared.copy, STAGE_MERGE)
                 inserted = cur.rowcount
+            else:
+                copy_in(cur, COPY_SQL, prepared.copy)
+                inserted = prepared.marks[1]
             cur.execute(OUTBOX_AND_DEVICES_PG, prepared.marks)
         return inserted
 
@@ -372,7 +366,7 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 conn.execute(stmt, params)
-        except TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             raise TransportError(f"edge database: {exc}") from exc
 
     def unpublished(self) -> Iterator[tuple[int, list[StoredReading]]]:
@@ -474,7 +468,7 @@ def _device_marks(accepted: list[Accepted]) -> dict[str, list[Any]]:
 
 def _dead_row(d: DeadLetter) -> dict[str, Any]:
     return {
-        "received_at": ts_of(d.received_at),
+        "received_at": ts_of(d.received_at or time.time()),
         "topic": d.topic[:1024],
         "reason": d.reason,
         "detail": d.detail[:4000],

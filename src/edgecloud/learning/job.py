@@ -24,8 +24,9 @@ from edgecloud import __version__
 from edgecloud.cloud import db
 from edgecloud.cloud.labels.port import JobContext, JobRefused, RetrainRequest, UnknownModel
 from edgecloud.cloud.labels.tables import Evaluation
-from edgecloud.cloud.registry import archive, service
+from edgecloud.cloud.registry import service
 from edgecloud.cloud.registry.tables import ModelVersion
+from edgecloud.core import archive
 from edgecloud.core.errors import ValidationFailed
 from edgecloud.core.signing import load_private_key, public_key_b64
 from edgecloud.learning import dataset, evaluate, trainer

@@ -24,14 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import yaml
-from onnx import TensorProto, helper, numpy_helper
 
+from edgecloud.adapters import onnx_graph as og
 from edgecloud.core.signing import load_private_key, sign_bundle
 from edgecloud.sim.data import SENSORS
 
-F = TensorProto.FLOAT
+F = og.FLOAT
 EWMA_ALPHA = 0.3
 TRAINERS = ("mahalanobis", "mahalanobis-ewma", "temporal")
 Array = np.ndarray[Any, Any]
@@ -107,80 +106,78 @@ def train(
     )
 
 
-def _const(name: str, value: Any) -> onnx.TensorProto:
-    return numpy_helper.from_array(np.asarray(value, np.float32), name)
+def _const(name: str, value: Any) -> og.Tensor:
+    return og.const(np.asarray(value, np.float32), name)
 
 
-def export(p: Params, stateful: bool, *, temporal: bool = False) -> onnx.ModelProto:
+def export(p: Params, stateful: bool, *, temporal: bool = False) -> og.ModelProto:
     nodes = [
-        helper.make_node("Sub", ["features", "mu"], ["centered"]),
-        helper.make_node("Div", ["centered", "sigma"], ["zscore"]),
-        helper.make_node("MatMul", ["centered", "W"], ["z"]),
-        helper.make_node("Mul", ["z", "z"], ["z2"]),
-        helper.make_node("ReduceSum", ["z2", "axes"], ["d2"], keepdims=1),
+        og.node("Sub", ["features", "mu"], ["centered"]),
+        og.node("Div", ["centered", "sigma"], ["zscore"]),
+        og.node("MatMul", ["centered", "W"], ["z"]),
+        og.node("Mul", ["z", "z"], ["z2"]),
+        og.node("ReduceSum", ["z2", "axes"], ["d2"], keepdims=1),
     ]
     inits = [
         _const("mu", p.mu), _const("sigma", p.sigma), _const("W", p.whiten),
-        numpy_helper.from_array(np.array([1], np.int64), "axes"),
+        og.const(np.array([1], np.int64), "axes"),
     ]  # fmt: skip
-    inputs = [helper.make_tensor_value_info("features", F, ["batch", 4])]
-    outputs = [helper.make_tensor_value_info("score", F, ["batch", 1])]
+    inputs = [og.value("features", F, ["batch", 4])]
+    outputs = [og.value("score", F, ["batch", 1])]
     if temporal:
         nodes += _temporal_nodes()
         inits += [_const("c", [p.c]), _const("one", [1.0]), _const("k", [p.k_run])]
         for name, width in (("prev_in", 4), ("run_in", 4)):
-            inputs.append(helper.make_tensor_value_info(name, F, ["batch", width]))
+            inputs.append(og.value(name, F, ["batch", width]))
         for name, width in (("prev_out", 4), ("run_out", 4), ("run_max", 1)):
-            outputs.append(helper.make_tensor_value_info(name, F, ["batch", width]))
+            outputs.append(og.value(name, F, ["batch", width]))
     elif stateful:
         nodes += [
-            helper.make_node("Mul", ["d2", "alpha"], ["new"]),
-            helper.make_node("Mul", ["ewma_in", "keep"], ["old"]),
-            helper.make_node("Add", ["new", "old"], ["ewma_out"]),
-            helper.make_node("Add", ["ewma_out", "c"], ["den"]),
-            helper.make_node("Div", ["ewma_out", "den"], ["score"]),
+            og.node("Mul", ["d2", "alpha"], ["new"]),
+            og.node("Mul", ["ewma_in", "keep"], ["old"]),
+            og.node("Add", ["new", "old"], ["ewma_out"]),
+            og.node("Add", ["ewma_out", "c"], ["den"]),
+            og.node("Div", ["ewma_out", "den"], ["score"]),
         ]
         inits += [
             _const("alpha", [EWMA_ALPHA]),
             _const("keep", [1 - EWMA_ALPHA]),
             _const("c", [p.c_ewma]),
         ]
-        inputs.append(helper.make_tensor_value_info("ewma_in", F, ["batch", 1]))
-        outputs.append(helper.make_tensor_value_info("ewma_out", F, ["batch", 1]))
+        inputs.append(og.value("ewma_in", F, ["batch", 1]))
+        outputs.append(og.value("ewma_out", F, ["batch", 1]))
     else:
         nodes += [
-            helper.make_node("Add", ["d2", "c"], ["den"]),
-            helper.make_node("Div", ["d2", "den"], ["score"]),
+            og.node("Add", ["d2", "c"], ["den"]),
+            og.node("Div", ["d2", "den"], ["score"]),
         ]
         inits.append(_const("c", [p.c]))
     outputs += [
-        helper.make_tensor_value_info("d2", F, ["batch", 1]),
-        helper.make_tensor_value_info("zscore", F, ["batch", 4]),
+        og.value("d2", F, ["batch", 1]),
+        og.value("zscore", F, ["batch", 4]),
     ]
-    graph = helper.make_graph(nodes, "sensor_anomaly", inputs, outputs, initializer=inits)
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="edgecloud"
-    )
+    graph = og.graph(nodes, "sensor_anomaly", inputs, outputs, initializer=inits)
+    model = og.make_model(graph, opset_imports=[og.opset("", 17)], producer_name="edgecloud")
     model.ir_version = 8  # readable by older onnxruntime builds (Jetson images)
-    onnx.checker.check_model(model, full_check=True)
+    og.check(model, full_check=True)
     return model
 
 
-def _temporal_nodes() -> list[onnx.NodeProto]:
+def _temporal_nodes() -> list[og.NodeProto]:
     """run_out = (run_in + 1) * (features == prev_in), per sensor; prev_out = features;
     score = max(d2/(d2+c), r/(r+k)) with r = max over sensors of run_out."""
     return [
-        helper.make_node("Add", ["d2", "c"], ["den"]),
-        helper.make_node("Div", ["d2", "den"], ["point"]),
-        helper.make_node("Equal", ["features", "prev_in"], ["same_b"]),
-        helper.make_node("Cast", ["same_b"], ["same"], to=F),
-        helper.make_node("Add", ["run_in", "one"], ["run_next"]),
-        helper.make_node("Mul", ["run_next", "same"], ["run_out"]),
-        helper.make_node("Identity", ["features"], ["prev_out"]),
-        helper.make_node("ReduceMax", ["run_out"], ["run_max"], axes=[1], keepdims=1),
-        helper.make_node("Add", ["run_max", "k"], ["run_den"]),
-        helper.make_node("Div", ["run_max", "run_den"], ["stuck"]),
-        helper.make_node("Max", ["point", "stuck"], ["score"]),
+        og.node("Add", ["d2", "c"], ["den"]),
+        og.node("Div", ["d2", "den"], ["point"]),
+        og.node("Equal", ["features", "prev_in"], ["same_b"]),
+        og.node("Cast", ["same_b"], ["same"], to=F),
+        og.node("Add", ["run_in", "one"], ["run_next"]),
+        og.node("Mul", ["run_next", "same"], ["run_out"]),
+        og.node("Identity", ["features"], ["prev_out"]),
+        og.node("ReduceMax", ["run_out"], ["run_max"], axes=[1], keepdims=1),
+        og.node("Add", ["run_max", "k"], ["run_den"]),
+        og.node("Div", ["run_max", "run_den"], ["stuck"]),
+        og.node("Max", ["point", "stuck"], ["score"]),
     ]
 
 
@@ -192,7 +189,7 @@ def description(stateful: bool, temporal: bool = False) -> str:
 
 
 def write_bundle(
-    folder: Path, name: str, version: str, model: onnx.ModelProto, decision: dict[str, Any],
+    folder: Path, name: str, version: str, model: og.ModelProto, decision: dict[str, Any],
     stateful: bool, metadata: dict[str, Any], key_path: Path, *, temporal: bool = False,
 ) -> Path:  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)

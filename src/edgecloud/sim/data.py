@@ -73,6 +73,17 @@ class FleetGenerator:
         # demo changes the mix mid-run (a fleet whose faults shift towards stuck sensors).
         self.fault_weights: tuple[float, ...] | None = None
 
+    def shift_mix(self, weights: tuple[float, ...], anomaly_rate: float) -> None:
+        """From the next step on, faults start at ``anomaly_rate`` (per mean fault duration,
+        as in the constructor; here up to 1) with these weights of FAULTS[1:]; faults under
+        way end now (the fleet's old faults were repaired when the new mix began)."""
+        if len(weights) != len(FAULTS) - 1 or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(f"weights must be {len(FAULTS) - 1} non-negative numbers")
+        if not 0.0 <= anomaly_rate <= 1.0:
+            raise ValueError("anomaly_rate must be in [0, 1]")
+        self.fault_weights, self.anomaly_rate = tuple(weights), anomaly_rate
+        self.fault[:], self.fault_left[:] = 0, 0
+
     def _start_faults(self) -> None:
         idle = self.fault_left == 0
         p = self.anomaly_rate / _MEAN_DURATION

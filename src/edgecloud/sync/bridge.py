@@ -77,8 +77,7 @@ class Bridge:
             },
         )
         self._conf = producer_config(
-            settings.kafka_bootstrap,
-            settings.kafka_config,
+            settings.kafka_connection(),
             linger_ms=settings.kafka_linger_ms,
             compression=settings.kafka_compression,
             queue_messages=settings.kafka_queue_messages,
@@ -297,9 +296,10 @@ class Bridge:
         }
 
     # --- run ---------------------------------------------------------------------------
-    def _connect(self) -> Subscriber:
+    def mqtt_config(self) -> MqttConfig:
+        """The edge broker connection, from the settings tree alone."""
         s = self.settings
-        config = MqttConfig.from_url(
+        return MqttConfig.from_url(
             s.mqtt_url,
             username=s.mqtt_username,
             password=s.mqtt_password,
@@ -310,6 +310,10 @@ class Bridge:
             client=s.mqtt_client,
             session_expiry_s=s.mqtt_session_expiry_s,
         )
+
+    def _connect(self) -> Subscriber:
+        s = self.settings
+        config = self.mqtt_config()
         delay = 0.5
         while not self.stop_event.is_set():
             sub = make_subscriber(config, [EVENTS_SUBSCRIPTION], client_id=s.client_id)
@@ -325,7 +329,7 @@ class Bridge:
     def _ensure_topics(self) -> None:
         names = [*self.router.topics.values(), self.router.dead_topic]
         try:
-            ensure_topics(self.settings.kafka_bootstrap, names, extra=self.settings.kafka_config)
+            ensure_topics(self.settings.kafka_connection(), names)
         except TransportError as exc:  # Kafka may be down: auto-create or a later start does it
             log.warning("could not ensure kafka topics", extra={"error": str(exc)})
 
@@ -382,7 +386,3 @@ class Bridge:
         log.info(
             "bridge stopped", extra={"undelivered": left, "spool_depth": self.spool.unacked_records}
         )
-
-
-def run(settings: BridgeSettings, stop: threading.Event | None = None) -> None:
-    Bridge(settings, stop).run()

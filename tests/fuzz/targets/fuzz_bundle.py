@@ -1,4 +1,4 @@
-"""atheris target: the bundle unpacker (``cloud.registry.archive.extract``).
+"""atheris target: the bundle unpacker (``core.archive.extract``).
 
 Any upload either unpacks inside the destination or is refused with ``ValidationFailed`` (a
 4xx with a reason); any other exception is a crash, and nothing is ever written outside.
@@ -14,7 +14,7 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
-    from edgecloud.cloud.registry.archive import extract
+    from edgecloud.core.archive import extract
     from edgecloud.core.errors import ValidationFailed
 
 WORK = Path(tempfile.mkdtemp(prefix="fuzz-bundle-"))

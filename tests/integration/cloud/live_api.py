@@ -43,7 +43,7 @@ class LiveApi:
 
 
 @contextmanager
-def live_api(pg_url: str, tmp_path: Path, **env: str) -> Iterator[LiveApi]:
+def live_api(pg_url: str, tmp_path: Path, port: int | None = None, **env: str) -> Iterator[LiveApi]:
     migrate(pg_url)
     engine = make_engine(pg_url)
     tokens: dict[str, str] = {}
@@ -54,7 +54,7 @@ def live_api(pg_url: str, tmp_path: Path, **env: str) -> Iterator[LiveApi]:
     store = tmp_path / "store"
     saved = {k: os.environ.get(k) for k in [*env, "EDGECLOUD_REGISTRY_DIR"]}
     os.environ.update({"EDGECLOUD_REGISTRY_DIR": str(store), **env})
-    port = rest._free_port()
+    port = port or rest._free_port()
     log = tmp_path / "api.log"
     try:
         proc = rest.start_api(pg_url, port, log)

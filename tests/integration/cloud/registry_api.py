@@ -17,8 +17,8 @@ from sqlmodel import Session
 from edgecloud.cloud import auth
 from edgecloud.cloud.api.app import create_app
 from edgecloud.cloud.db import make_engine
-from edgecloud.cloud.registry.archive import pack_folder
 from edgecloud.cloud.settings import CloudSettings
+from edgecloud.core.archive import pack_folder
 from edgecloud.core.signing import generate_key, public_key_b64
 
 

@@ -21,7 +21,7 @@ from live_api import LiveApi, live_api
 from registry_api import tar_with
 
 from edgecloud.bench.rollout_models import linear_bundle
-from edgecloud.cloud.registry.archive import pack_folder
+from edgecloud.core.archive import pack_folder
 
 HEADER_TIMEOUT_S = 2.0
 BODY_TIMEOUT_S = 2.0

@@ -14,9 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from edgecloud.adapters.kafka_consumer import RawMessage
-from edgecloud.cloud.db import make_engine
 from edgecloud.cloud.escalation import EscalationService, escalation_status
-from edgecloud.cloud.migrations import migrate
 from edgecloud.cloud.settings import CloudSettings
 from edgecloud.cloud.worker.decode import decode
 from edgecloud.cloud.worker.store import Store
@@ -34,14 +32,6 @@ def standin() -> Iterator[StandinServer]:
 def server(standin: StandinServer) -> StandinServer:
     standin.state.reset()
     return standin
-
-
-@pytest.fixture
-def engine(pg_url: str) -> Iterator[sa.Engine]:
-    migrate(pg_url)
-    eng = make_engine(pg_url)
-    yield eng
-    eng.dispose()
 
 
 def arm(server: StandinServer, mode: str | None, count: int = 1, delay_s: float = 5.0) -> None:

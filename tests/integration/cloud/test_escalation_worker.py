@@ -11,30 +11,19 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import sqlalchemy as sa
 from confluent_kafka import Producer
 
-from edgecloud.cloud.db import make_engine
 from edgecloud.cloud.escalation import escalation_status
-from edgecloud.cloud.migrations import migrate
 from edgecloud.core.events import reading_event_id
+from edgecloud.core.kafka import KafkaConnection
 from edgecloud.core.topics import kafka_topic
 from edgecloud.dev.openai_standin import StandinServer
 from edgecloud.dev.stack import Infra
-
-
-@pytest.fixture
-def engine(pg_url: str) -> Iterator[sa.Engine]:
-    migrate(pg_url)
-    eng = make_engine(pg_url)
-    yield eng
-    eng.dispose()
 
 
 def free_port() -> int:
@@ -43,8 +32,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def produce(bootstrap: str, prefix: str, n: int) -> None:
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+def produce(kafka: KafkaConnection, prefix: str, n: int) -> None:
+    p = Producer(kafka.client_config(**{"enable.idempotence": True}))
     for seq in range(n):
         ev = {
             "schema": "edgecloud.event/v1",
@@ -73,7 +62,7 @@ def start(stack: Infra, pg_url: str, prefix: str, log: Path, **env: str) -> subp
     full.update(
         {
             "EDGECLOUD_DATABASE_URL": pg_url,
-            "EDGECLOUD_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+            **stack.kafka_client("worker").env(),
             "EDGECLOUD_KAFKA_TOPIC_PREFIX": prefix,
             **env,
         }
@@ -127,7 +116,7 @@ def test_worker_escalates_beside_ingest(
             EDGECLOUD_WORKER_METRICS_PORT=str(port),
         )
         try:
-            produce(stack.kafka_bootstrap, kafka_prefix, 10)
+            produce(stack.kafka_client("bridge"), kafka_prefix, 10)
             wait(lambda: statuses(engine) == ["done"] * 5, 60, "5 escalations done")
             # The counters move just after the commits the statuses see: poll until they show.
             want = (
@@ -165,7 +154,7 @@ def test_without_a_key_escalation_is_disabled(
     log = tmp_path / "worker.log"
     proc = start(stack, pg_url, kafka_prefix, log)
     try:
-        produce(stack.kafka_bootstrap, kafka_prefix, 4)
+        produce(stack.kafka_client("bridge"), kafka_prefix, 4)
         wait(lambda: len(statuses(engine)) == 2, 60, "2 queued escalations")
     finally:
         stop(proc, log)

@@ -17,7 +17,7 @@ from sqlmodel import Session
 from edgecloud.bench.rollout_models import linear_bundle
 from edgecloud.cloud.db import Node, make_engine
 from edgecloud.cloud.migrations import migrate
-from edgecloud.cloud.registry.archive import pack_folder
+from edgecloud.core.archive import pack_folder
 
 
 def _add_node(url: str, node_id: str) -> None:

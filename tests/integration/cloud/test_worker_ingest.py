@@ -9,7 +9,6 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,42 +17,25 @@ import sqlalchemy as sa
 from confluent_kafka import Producer
 from rollup_check import assert_rollups_consistent
 
-from edgecloud.cloud.db import Aggregate1h, Aggregate1m, make_engine, table_of
-from edgecloud.cloud.migrations import migrate
-from edgecloud.cloud.settings import CloudSettings
+from edgecloud.cloud.db import Aggregate1h, Aggregate1m, table_of
+from edgecloud.cloud.settings import DEFAULT_GROUP_ID, CloudSettings
 from edgecloud.cloud.worker.metrics import WorkerMetrics
 from edgecloud.cloud.worker.service import Worker, build_worker
-from edgecloud.core.events import reading_event_id
+from edgecloud.core.kafka import KafkaConnection
 from edgecloud.core.topics import kafka_dead_letter_topic, kafka_topic
 from edgecloud.dev.stack import Infra
+from helpers.readings import reading_event
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 
-def reading(dev: str, seq: int) -> dict[str, Any]:
-    return {
-        "schema": "edgecloud.event/v1",
-        "event_id": str(reading_event_id(dev, seq)),
-        "type": "reading",
-        "node_id": "edge-a" if seq % 2 else "edge-b",
-        "device_id": dev,
-        "ts": (T0 + timedelta(seconds=3 * seq, milliseconds=seq % 1000)).isoformat(),
-        "data": {
-            "seq": seq,
-            "values": {
-                "temperature": 20 + seq % 9,
-                "vibration": 0.125 * (seq % 13),
-                "audio": [0.0, 0.5],
-            },
-            "inference": {
-                "model": "iso",
-                "version": "3",
-                "score": 0.9,
-                "anomaly": seq % 5 == 0,
-                "escalate": seq % 50 == 0,
-            },
-        },
-    }
+def scored_reading(dev: str, seq: int) -> dict[str, Any]:
+    ts = (T0 + timedelta(seconds=3 * seq, milliseconds=seq % 1000)).isoformat()
+    values = {"temperature": 20 + seq % 9, "vibration": 0.125 * (seq % 13), "audio": [0.0, 0.5]}
+    ev = reading_event(dev, seq, "edge-a" if seq % 2 else "edge-b", ts, **values)
+    ev["data"]["inference"] = {"model": "iso", "version": "3", "score": 0.9,
+                               "anomaly": seq % 5 == 0, "escalate": seq % 50 == 0}  # fmt: skip
+    return ev
 
 
 def heartbeat(node: str, role: str, second: int) -> dict[str, Any]:
@@ -117,8 +99,8 @@ def expected_hourly(
     return {k: tuple(v) for k, v in acc.items()}
 
 
-def produce(bootstrap: str, items: list[tuple[str, str | None, bytes]]) -> None:
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+def produce(kafka: KafkaConnection, items: list[tuple[str, str | None, bytes]]) -> None:
+    p = Producer(kafka.client_config(**{"enable.idempotence": True, "linger.ms": 5}))
     failed: list[Any] = []
     for topic, key, value in items:
         p.produce(
@@ -141,9 +123,9 @@ def drain(worker: Worker, expected: int, timeout_s: float = 60.0) -> None:
 def settings(stack: Infra, pg_url: str, prefix: str, group: str) -> CloudSettings:
     return CloudSettings(
         database_url=pg_url,
-        kafka_bootstrap=stack.kafka_bootstrap,
+        **stack.kafka_client("worker").settings(),
         kafka_topic_prefix=prefix,
-        kafka_group_id=group,
+        kafka_group_id=f"{DEFAULT_GROUP_ID}-{prefix}{group}",  # the worker's groups (ACL)
         worker_batch_size=97,
         worker_poll_timeout_s=0.2,
     )
@@ -179,18 +161,10 @@ def snapshot(engine: sa.Engine) -> dict[str, Any]:
         }
 
 
-@pytest.fixture
-def engine(pg_url: str) -> Iterator[sa.Engine]:
-    migrate(pg_url)
-    eng = make_engine(pg_url)
-    yield eng
-    eng.dispose()
-
-
 def test_duplicates_shuffles_and_replays(
     stack: Infra, pg_url: str, kafka_prefix: str, engine: sa.Engine
 ) -> None:
-    evs = [reading(f"press-{d}", s) for d in range(4) for s in range(150)]
+    evs = [scored_reading(f"press-{d}", s) for d in range(4) for s in range(150)]
     rtopic = kafka_topic("reading", kafka_prefix)
     hb_topic = kafka_topic("heartbeat", kafka_prefix)
     ms_topic = kafka_topic("model_status", kafka_prefix)
@@ -213,7 +187,7 @@ def test_duplicates_shuffles_and_replays(
     random.Random(5).shuffle(items)
 
     w = build_worker(settings(stack, pg_url, kafka_prefix, "g1"), engine, WorkerMetrics())
-    produce(stack.kafka_bootstrap, items)
+    produce(stack.kafka_client("bridge"), items)
     try:
         drain(w, len(items))
     finally:
@@ -269,7 +243,7 @@ def test_hourly_rollup_under_duplicates_replays_and_disorder(engine: sa.Engine) 
     evs = []
     for d in range(3):
         for seq in range(300):
-            ev = reading(f"dev-h{d}", seq)
+            ev = scored_reading(f"dev-h{d}", seq)
             ev["ts"] = (T0 + timedelta(seconds=61 * seq + 17 * d, microseconds=seq)).isoformat()
             ev["data"]["values"]["ratio"] = round(0.001 * seq + 0.1, 3)  # not binary-exact
             evs.append(ev)
@@ -300,12 +274,12 @@ def test_hourly_rollup_under_duplicates_replays_and_disorder(engine: sa.Engine) 
 def test_pipelined_run_commits_offsets_only_after_the_db(
     stack: Infra, pg_url: str, kafka_prefix: str, batch_size: int, engine: sa.Engine
 ) -> None:
-    evs = [reading("dev-p", s) for s in range(300)]
+    evs = [scored_reading("dev-p", s) for s in range(300)]
     s = settings(stack, pg_url, kafka_prefix, "gp")
     s.worker_batch_size = batch_size
     w = build_worker(s, engine, WorkerMetrics())
     produce(
-        stack.kafka_bootstrap,
+        stack.kafka_client("bridge"),
         [(kafka_topic("reading", kafka_prefix), "dev-p", json.dumps(e).encode()) for e in evs],
     )
     try:
@@ -331,8 +305,8 @@ def test_a_value_postgres_refuses_becomes_a_dead_letter_not_a_stuck_batch(
     from edgecloud.cloud.worker.decode import decode
     from edgecloud.cloud.worker.store import Store
 
-    good = [reading("dev-z", s) for s in range(3)]
-    bad = reading("dev-z", 3)
+    good = [scored_reading("dev-z", s) for s in range(3)]
+    bad = scored_reading("dev-z", 3)
     bad["data"]["inference"]["label"] = "nul\u0000byte"  # valid JSON, refused by jsonb
     msgs = [
         RawMessage("p.edgecloud.readings", 0, i, None, json.dumps(e).encode())
@@ -376,8 +350,8 @@ def test_payloads_with_bytes_copy_treats_specially_are_stored_as_they_came(
     from edgecloud.cloud.worker.decode import decode
     from edgecloud.cloud.worker.store import Store
 
-    plain = [reading("dev-e", s) for s in range(3)]
-    odd = [reading("dev-e", s) for s in range(3, 6)]
+    plain = [scored_reading("dev-e", s) for s in range(3)]
+    odd = [scored_reading("dev-e", s) for s in range(3, 6)]
     odd[0]["data"]["inference"]["label"] = 'tab\there "quoted" back\\slash \u00e9'
     payloads = [json.dumps(e).encode() for e in plain]
     payloads += [

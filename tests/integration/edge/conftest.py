@@ -17,7 +17,7 @@ from edgeagent_helpers import AgentFactory, Devices
 
 from edgecloud.core.signing import generate_key, public_key_b64
 from edgecloud.dev.stack import Infra, Ports
-from edgecloud.edge.harness import AgentProcess
+from edgecloud.testing.edge_process import AgentProcess
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -21,17 +20,13 @@ from edgecloud.adapters.mqtt import MqttConfig, make_publisher, make_subscriber
 from edgecloud.core.signing import sign_bundle
 from edgecloud.dev.stack import Infra
 from edgecloud.edge.db import make_engine
-from edgecloud.edge.harness import AgentProcess
+from edgecloud.testing.edge_process import AgentProcess
+from helpers.readings import reading_payload
 
 NAMES = ["temperature", "vibration_rms", "pressure", "current"]
 # what the start_agent fixture gives; here, not in conftest: ``from conftest import`` takes
 # whichever conftest was imported first when unit and integration tests run in one session
 AgentFactory = Callable[..., AgentProcess]
-
-
-def reading(device: str, seq: int, **values: Any) -> bytes:
-    vals = values or {"temperature": 70.0, "vibration_rms": 0.4, "pressure": 3.0, "current": 12.0}
-    return json.dumps({"device_id": device, "seq": seq, "ts": time.time(), "values": vals}).encode()
 
 
 class Devices:
@@ -47,7 +42,7 @@ class Devices:
         self.pub.wait([self.pub.publish(topic, payload)])
 
     def reading(self, device: str, seq: int, **values: Any) -> bytes:
-        body = reading(device, seq, **values)
+        body = reading_payload(device, seq, **values)
         self.send(f"devices/{device}/telemetry", body)
         return body
 
@@ -104,16 +99,6 @@ class Db:
         cond = " AND ".join(f"{k} = :{k}" for k in where) or "TRUE"
         return self.rows(f"SELECT reason, detail, payload, topic, device_id, seq FROM dead_letters "
                          f"WHERE {cond} ORDER BY id", **where)  # fmt: skip
-
-
-def wait_for(pred: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # --- model bundles -----------------------------------------------------------------------

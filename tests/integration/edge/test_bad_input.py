@@ -17,10 +17,12 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from edgeagent_helpers import Db, Devices, Events, features_onnx, reading, wait_for, write_bundle
+from edgeagent_helpers import Db, Devices, Events, features_onnx, write_bundle
 
+from edgecloud.dev.process import wait_until
 from edgecloud.dev.stack import Infra
-from edgecloud.edge.harness import AgentProcess, post
+from edgecloud.testing.edge_process import AgentProcess, post
+from helpers.readings import reading_payload
 
 
 class Node:
@@ -65,8 +67,8 @@ def dev() -> str:
 
 def settle(node: Node, device: str, seq: int) -> dict[str, int]:
     """Send nothing; wait until ``device``'s good ``seq`` is stored and counted."""
-    wait_for(lambda: seq in node.db.readings(device), what=f"{device}/{seq} stored")
-    return dict(wait_for(lambda: (c := node.agent.counters()) and c, what="counters"))
+    wait_until(lambda: seq in node.db.readings(device), what=f"{device}/{seq} stored")
+    return dict(wait_until(lambda: (c := node.agent.counters()) and c, what="counters"))
 
 
 def send_bad_then_good(
@@ -75,8 +77,8 @@ def send_bad_then_good(
     before = node.agent.counters()
     devices.send(topic, payload)
     devices.reading(device, 1000)
-    wait_for(lambda: 1000 in node.db.readings(device), what="good reading stored")
-    after = wait_for(
+    wait_until(lambda: 1000 in node.db.readings(device), what="good reading stored")
+    after = wait_until(
         lambda: (c := node.agent.counters())["processed"] > before["processed"] and c,
         what="counters",
     )
@@ -107,7 +109,7 @@ def test_invalid_payload_dead_lettered_and_agent_keeps_serving(
 ) -> None:
     d = dev()
     topic = f"devices/{d}/telemetry"
-    good = json.loads(reading(d, 1))
+    good = json.loads(reading_payload(d, 1))
     payloads: dict[str, bytes] = {
         "invalid_json": b'{"device_id": "' + d.encode() + b'", "seq": 1,',
         "wrong_types": json.dumps({**good, "values": {"temperature": "hot"}}).encode(),
@@ -136,12 +138,14 @@ def test_invalid_payload_dead_lettered_and_agent_keeps_serving(
 def test_replay_same_body_is_a_duplicate_not_stored_twice(node: Node, devices: Devices) -> None:
     d = dev()
     body = devices.reading(d, 5)
-    wait_for(lambda: node.db.readings(d) == [5], what="first copy stored")
+    wait_until(lambda: node.db.readings(d) == [5], what="first copy stored")
     before = node.agent.counters()
     devices.send(f"devices/{d}/telemetry", body)  # the same bytes again
     devices.reading(d, 1000)
-    wait_for(lambda: node.db.readings(d) == [5, 1000], what="good reading stored")
-    after = wait_for(lambda: (c := node.agent.counters())["processed"] > before["processed"] and c)
+    wait_until(lambda: node.db.readings(d) == [5, 1000], what="good reading stored")
+    after = wait_until(
+        lambda: (c := node.agent.counters())["processed"] > before["processed"] and c
+    )
     assert after["duplicates"] - before["duplicates"] == 1
     assert after["dead_letters"] - before["dead_letters"] == 0
     assert node.db.dead_letters(device_id=d) == []
@@ -150,12 +154,14 @@ def test_replay_same_body_is_a_duplicate_not_stored_twice(node: Node, devices: D
 def test_replay_with_other_body_is_a_seq_conflict_dead_letter(node: Node, devices: Devices) -> None:
     d = dev()
     devices.reading(d, 5, temperature=1.0, vibration_rms=0.1, pressure=1.0, current=1.0)
-    wait_for(lambda: node.db.readings(d) == [5])
+    wait_until(lambda: node.db.readings(d) == [5])
     before = node.agent.counters()
     other = devices.reading(d, 5, temperature=99.0, vibration_rms=0.1, pressure=1.0, current=1.0)
     devices.reading(d, 1000)
-    wait_for(lambda: node.db.readings(d) == [5, 1000])
-    after = wait_for(lambda: (c := node.agent.counters())["processed"] > before["processed"] and c)
+    wait_until(lambda: node.db.readings(d) == [5, 1000])
+    after = wait_until(
+        lambda: (c := node.agent.counters())["processed"] > before["processed"] and c
+    )
     assert after["dead_letters"] - before["dead_letters"] == 1
     assert after["duplicates"] - before["duplicates"] == 0
     [(reason, _detail, payload, _topic, device, seq)] = node.db.dead_letters(device_id=d)
@@ -169,11 +175,13 @@ def test_replay_with_other_body_is_a_seq_conflict_dead_letter(node: Node, device
 def test_out_of_order_seq_is_stored_and_counted(node: Node, devices: Devices) -> None:
     d = dev()
     devices.reading(d, 10)
-    wait_for(lambda: node.db.readings(d) == [10])
+    wait_until(lambda: node.db.readings(d) == [10])
     before = node.agent.counters()
     devices.reading(d, 7)
-    wait_for(lambda: node.db.readings(d) == [7, 10])
-    after = wait_for(lambda: (c := node.agent.counters())["processed"] > before["processed"] and c)
+    wait_until(lambda: node.db.readings(d) == [7, 10])
+    after = wait_until(
+        lambda: (c := node.agent.counters())["processed"] > before["processed"] and c
+    )
     assert after["out_of_order"] - before["out_of_order"] == 1
     assert after["dead_letters"] - before["dead_letters"] == 0
     assert after["processed"] - before["processed"] == 1
@@ -186,8 +194,8 @@ def test_values_the_model_does_not_know_store_reading_and_dead_letter_inference(
     before = node.agent.counters()
     body = devices.reading(d, 1, temperature=70.0, humidity=0.5)  # no vibration, pressure...
     devices.reading(d, 1000)
-    wait_for(lambda: node.db.readings(d) == [1, 1000])
-    after = wait_for(lambda: (c := node.agent.counters())["processed"] >= before["processed"] + 2
+    wait_until(lambda: node.db.readings(d) == [1, 1000])
+    after = wait_until(lambda: (c := node.agent.counters())["processed"] >= before["processed"] + 2
                      and c)  # fmt: skip
     assert after["inference_failures"] - before["inference_failures"] == 1
     assert after["dead_letters"] - before["dead_letters"] == 1
@@ -204,7 +212,7 @@ def test_values_the_model_does_not_know_store_reading_and_dead_letter_inference(
 def test_events_and_heartbeat_out(node: Node, devices: Devices) -> None:
     d = dev()
     devices.reading(d, 1)
-    ev = wait_for(lambda: [e for e in node.events.of_type("reading") if e["device_id"] == d])
+    ev = wait_until(lambda: [e for e in node.events.of_type("reading") if e["device_id"] == d])
     assert ev[0]["data"]["seq"] == 1 and ev[0]["data"]["inference"]["model"] == "test-features"
     assert ev[0]["node_id"] == node.agent.node_id
     time.sleep(1.5)
@@ -216,12 +224,12 @@ def test_events_and_heartbeat_out(node: Node, devices: Devices) -> None:
 
 
 def test_http_infer_and_metrics(node: Node) -> None:
-    good = reading("http-dev", 1)
+    good = reading_payload("http-dev", 1)
     code, body = post(node.agent.url + "/infer", good)
     assert code == 200 and body["inference"]["model"] == "test-features"
     code, body = post(node.agent.url + "/infer", b"{not json")
     assert (code, body["error"]) == (400, "bad_json")
-    code, body = post(node.agent.url + "/infer", reading("http-dev", 2, temperature=1.0))
+    code, body = post(node.agent.url + "/infer", reading_payload("http-dev", 2, temperature=1.0))
     assert (code, body["error"]) == (400, "inference.value_missing")
     import urllib.request
 

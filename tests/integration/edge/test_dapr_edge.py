@@ -14,14 +14,16 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from dapr_helpers import Subscriber, edge_sidecar, wait_subscribed
-from edgeagent_helpers import Db, Devices, features_onnx, reading, wait_for, write_bundle
+from edgeagent_helpers import Db, Devices, features_onnx, write_bundle
 
+from edgecloud.core.wire.encode import event_id_text
 from edgecloud.dev.dapr import Sidecar, SidecarPorts, SidecarSpec
+from edgecloud.dev.process import wait_until
 from edgecloud.dev.sidecars import dapr_mqtt_account, mqtt_secret_url
 from edgecloud.dev.stack import Infra
 from edgecloud.edge.decisions import decision_topic
-from edgecloud.edge.events import event_id_text
-from edgecloud.edge.harness import AgentProcess, free_port
+from edgecloud.testing.edge_process import AgentProcess, free_port
+from helpers.readings import reading_payload
 
 NORMAL = {"temperature": 20.0, "vibration_rms": 0.1, "pressure": 1.0, "current": 1.0}
 ANOMALY = {**NORMAL, "vibration_rms": 5.0}  # score = sigmoid(x @ W + b): 0.06 vs 0.90
@@ -82,12 +84,12 @@ def _send(devices: Devices, device: str, seqs: range, anomalous: set[int]) -> se
     """Send readings; the event ids of the anomalous ones."""
     for seq in seqs:
         values = ANOMALY if seq in anomalous else NORMAL
-        devices.send(f"devices/{device}/telemetry", reading(device, seq, **values))
+        devices.send(f"devices/{device}/telemetry", reading_payload(device, seq, **values))
     return {event_id_text(device, s) for s in anomalous}
 
 
 def test_infer_through_the_sidecar_equals_the_direct_call(node: Node) -> None:
-    body = reading("inv-1", 7, **ANOMALY)
+    body = reading_payload("inv-1", 7, **ANOMALY)
     direct = httpx.post(f"{node.agent.url}/infer", content=body, timeout=10.0)
     app_id = node.sidecar.spec.app_id
     via = httpx.post(
@@ -114,8 +116,8 @@ def test_a_local_subscriber_receives_every_anomaly(node: Node, devices: Devices)
     n = 60
     expected = _send(devices, device, range(n), {s for s in range(n) if s % 3 == 0})
     assert len(expected) == 20
-    wait_for(lambda: len(node.db.readings(device)) == n, 60.0, "readings stored")
-    wait_for(lambda: expected <= set(_received_ids(node)), 60.0, "anomalies delivered")
+    wait_until(lambda: len(node.db.readings(device)) == n, 60.0, "readings stored")
+    wait_until(lambda: expected <= set(_received_ids(node)), 60.0, "anomalies delivered")
     mine = [b for b in node.subscriber.received if b["data"]["device_id"] == device]
     assert len(mine) == 20  # each once
     first = mine[0]  # CloudEvents 1.0, the reading event in data
@@ -134,14 +136,14 @@ def test_sidecar_killed_agent_keeps_ingesting_and_counts_failed_publishes(
     device = f"kill-{uuid.uuid4().hex[:6]}"
     n = 30
     lost = _send(devices, device, range(n), {s for s in range(n) if s % 3 == 1})
-    wait_for(lambda: len(node.db.readings(device)) == n, 60.0, "readings stored without Dapr")
+    wait_until(lambda: len(node.db.readings(device)) == n, 60.0, "readings stored without Dapr")
     failures = before["dapr_publish_failures"] + len(lost)
-    wait_for(lambda: node.agent.counters()["dapr_publish_failures"] == failures, 30.0, "failures")
+    wait_until(lambda: node.agent.counters()["dapr_publish_failures"] == failures, 30.0, "failures")
     assert node.agent.tail(200_000).count("dapr publish failing") == 1
     assert not lost & set(_received_ids(node))
     node.sidecar.wait_ready(node.sidecar.start())
     back = _send(devices, device, range(n, n + 3), {n, n + 1, n + 2})
-    wait_for(lambda: back <= set(_received_ids(node)), 60.0, "anomalies after the restart")
+    wait_until(lambda: back <= set(_received_ids(node)), 60.0, "anomalies after the restart")
     assert "dapr publish works again" in node.agent.tail(200_000)
     assert node.agent.counters()["processed"] >= before["processed"] + n + 3
 

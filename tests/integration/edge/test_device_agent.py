@@ -14,16 +14,22 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from sqlmodel import Session
 
 from edgecloud.bench import rest
 from edgecloud.cloud import auth
 from edgecloud.cloud.db import make_engine
 from edgecloud.cloud.migrations import migrate
+from edgecloud.core import pki
 from edgecloud.dev.process import wait_until
 from edgecloud.dev.stack import Infra
 from edgecloud.edge.device_agent import DeviceAgent, maybe_start
@@ -221,3 +227,137 @@ def test_five_thousand_devices_in_bulk_are_all_applied(fleet: Fleet) -> None:
     finally:
         agent.stop()
         control.close()
+
+
+# --- certificate devices on the TLS listener (MQTT port + 1) --------------------------------
+
+
+def _cert_files(fleet: Fleet, name: str, cert_pem: str, key_pem: str) -> tuple[Path, Path]:
+    cert, key = fleet.tmp / f"{name}.pem", fleet.tmp / f"{name}.key"
+    cert.write_text(cert_pem)
+    key.write_text(key_pem)
+    return cert, key
+
+
+def _add_cert_device(fleet: Fleet, device: str) -> tuple[Path, Path, str]:
+    """A device with a certificate of the stack's fleet CA, registered with it for n1."""
+    issued = pki.issue(pki.load_ca(fleet.infra.mosquitto.ca_dir), device)
+    body = {"devices": [{"device_id": device, "node_id": "n1", "cert_pem": issued.cert_pem}]}
+    res = httpx.post(fleet.api + REGISTRY, json=body, headers=fleet.operate, timeout=60)
+    assert res.status_code == 201, res.text
+    cert, key = _cert_files(fleet, device, issued.cert_pem, issued.key_pem or "")
+    return cert, key, issued.serial
+
+
+def _tls_pub(fleet: Fleet, cert: Path, key: Path, topic: str, device: str,
+             ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    return subprocess.run(
+        ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(fleet.infra.mosquitto.tls_port),
+         "--cafile", str(fleet.infra.mosquitto.ca_file), "--cert", str(cert), "--key", str(key),
+         "-V", "5", "-q", "1", "-t", topic,
+         "-m", f'{{"device_id": "{device}", "seq": 1, "values": {{"t": 1}}}}'],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+
+def _tls_accepted(fleet: Fleet, cert: Path, key: Path, device: str) -> bool:
+    done = _tls_pub(fleet, cert, key, f"devices/{device}/telemetry", device)
+    return done.returncode == 0 and "Not authorized" not in done.stderr
+
+
+def test_certificate_device_publishes_its_own_telemetry_over_tls(fleet: Fleet) -> None:
+    cert, key, _ = _add_cert_device(fleet, "cam-01")
+    assert not _tls_accepted(fleet, cert, key, "cam-01")  # not applied yet: no dynsec role
+    agent = fleet.agent()
+    try:
+        wait_until(lambda: _tls_accepted(fleet, cert, key, "cam-01"), 30, "cam-01 applied")
+        watch = fleet.sub(*fleet.infra.mqtt_account("admin"), "devices/+/telemetry")
+        time.sleep(0.5)  # mosquitto_sub has no "subscribed" signal; the publish below repeats
+        wait_until(lambda: _tls_accepted(fleet, cert, key, "cam-01") and watch.poll() is not None,
+                   30, "cam-01's telemetry delivered")  # fmt: skip
+        out, _ = watch.communicate(timeout=10)
+        assert out.startswith('devices/cam-01/telemetry {"device_id": "cam-01"')
+        other = _tls_pub(fleet, cert, key, "devices/cam-02/telemetry", "cam-01")
+        assert "Not authorized" in other.stderr
+        events = _tls_pub(fleet, cert, key, "edgecloud/n1/events/reading", "cam-01")
+        assert "Not authorized" in events.stderr
+        # no certificate at all: the TLS listener refuses the handshake
+        bare = subprocess.run(
+            ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(fleet.infra.mosquitto.tls_port),
+             "--cafile", str(fleet.infra.mosquitto.ca_file), "-t", "devices/cam-01/telemetry",
+             "-m", "x", "-q", "1"], capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert bare.returncode != 0
+    finally:
+        agent.stop()
+
+
+def test_foreign_and_expired_certificates_are_refused(fleet: Fleet) -> None:
+    cert, key, _ = _add_cert_device(fleet, "cam-03")
+    agent = fleet.agent()
+    try:
+        wait_until(lambda: _tls_accepted(fleet, cert, key, "cam-03"), 30, "cam-03 applied")
+        # the same CN from another CA
+        other_ca = pki.init_ca(fleet.tmp / "other-ca")
+        foreign = pki.issue(other_ca, "cam-03")
+        f_cert, f_key = _cert_files(fleet, "foreign", foreign.cert_pem, foreign.key_pem or "")
+        done = _tls_pub(fleet, f_cert, f_key, "devices/cam-03/telemetry", "cam-03")
+        assert done.returncode != 0
+        # the same CN from the fleet CA, expired yesterday
+        ca = pki.load_ca(fleet.infra.mosquitto.ca_dir)
+        e_key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.now(UTC)
+        expired = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cam-03")]))
+            .issuer_name(ca.cert.subject).public_key(e_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=2)).not_valid_after(now - timedelta(days=1))
+            .sign(ca.key, hashes.SHA256())
+        )  # fmt: skip
+        key_pem = e_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()  # fmt: skip
+        cert_pem = expired.public_bytes(serialization.Encoding.PEM).decode()
+        x_cert, x_key = _cert_files(fleet, "expired", cert_pem, key_pem)
+        done = _tls_pub(fleet, x_cert, x_key, "devices/cam-03/telemetry", "cam-03")
+        assert done.returncode != 0
+        assert _tls_accepted(fleet, cert, key, "cam-03")  # the valid one still is
+    finally:
+        agent.stop()
+
+
+def test_revoked_certificate_device_is_refused(fleet: Fleet) -> None:
+    cert, key, serial = _add_cert_device(fleet, "cam-04")
+    agent = fleet.agent()
+    try:
+        wait_until(lambda: _tls_accepted(fleet, cert, key, "cam-04"), 30, "cam-04 applied")
+        res = httpx.delete(f"{fleet.api}{REGISTRY}/cam-04", headers=fleet.operate, timeout=30)
+        assert res.status_code == 200
+
+        def refused() -> bool:
+            done = _tls_pub(fleet, cert, key, "devices/cam-04/telemetry", "cam-04")
+            return "Not authorized" in done.stderr
+
+        # its dynsec client is gone (a connected one is disconnected by disableClient) and
+        # nothing in the ACL file grants a device: the still-valid certificate publishes nothing
+        wait_until(refused, 30, "cam-04 refused")
+        spy = fleet.sub(*fleet.infra.mqtt_account("admin"), "devices/cam-04/telemetry", wait_s=5)
+        time.sleep(1.0)
+        assert refused()
+        out, _ = spy.communicate(timeout=30)
+        assert out == ""
+        # once its serial is in the broker's CRL, the TLS handshake itself fails
+        node = {"Authorization": f"Bearer {fleet.node_token}"}
+        res = httpx.get(f"{fleet.api}/api/v1/nodes/n1/devices", headers=node, timeout=30)
+        assert res.json()["revoked_cert_serials"] == [serial]
+        fleet.infra.mosquitto.write_crl(res.json()["revoked_cert_serials"])
+
+        def handshake_fails() -> bool:
+            done = _tls_pub(fleet, cert, key, "devices/cam-04/telemetry", "cam-04")
+            return done.returncode != 0 and "Not authorized" not in done.stderr
+
+        wait_until(handshake_fails, 30, "cam-04 refused at TLS")
+    finally:
+        agent.stop()

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edgeagent_helpers import Db, Devices, reading, wait_for
+from edgeagent_helpers import Db, Devices
 
 from edgecloud.adapters.http_limits import DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT_S
 from edgecloud.core.errors import TransportError
+from edgecloud.dev.process import wait_until
 from edgecloud.dev.stack import Infra
-from edgecloud.edge.harness import AgentProcess, post
+from edgecloud.testing.edge_process import AgentProcess, post
+from helpers.readings import reading_payload
 
 TOKEN = "test-token-" + uuid.uuid4().hex
 LIMIT = 4096
@@ -64,17 +66,19 @@ def test_broker_limit_is_derived_from_the_agents_setting(broker: Infra) -> None:
 def test_a_10_mib_reading_is_refused_and_nothing_else_is_lost(node: Node, devices: Devices) -> None:
     d = dev()
     topic = f"devices/{d}/telemetry"
-    huge = reading(d, 2, audio=[0.5] * (10 * 1024 * 1024 // 5))  # ~10 MiB of JSON
+    huge = reading_payload(d, 2, audio=[0.5] * (10 * 1024 * 1024 // 5))  # ~10 MiB of JSON
     assert len(huge) > 10 * 1024 * 1024
-    big = reading(d, 3, audio=[0.5] * 20_000)  # ~100 KiB: over the agent's limit, not the broker's
+    big = reading_payload(
+        d, 3, audio=[0.5] * 20_000
+    )  # ~100 KiB: over the agent's limit, not the broker's
     before = node.agent.counters()
     devices.reading(d, 1)
     with pytest.raises(TransportError, match="packet too large"):  # MQTT v5: PUBACK 0x95
         devices.send(topic, huge)
     devices.send(topic, big)
     devices.reading(d, 4)
-    wait_for(lambda: node.db.readings(d) == [1, 4], what="the good readings stored")
-    after = wait_for(
+    wait_until(lambda: node.db.readings(d) == [1, 4], what="the good readings stored")
+    after = wait_until(
         lambda: (c := node.agent.counters())["dead_letters"] > before["dead_letters"] and c,
         what="the oversized reading dead-lettered",
     )
@@ -98,8 +102,8 @@ def test_timestamps_outside_the_window_are_dead_letters(
     bad = json.dumps({"device_id": d, "seq": 1, "ts": ts, "values": {"t": 1.0}}).encode()
     devices.send(topic, bad)
     devices.reading(d, 2)
-    wait_for(lambda: node.db.readings(d) == [2], what="the good reading stored")
-    rows = wait_for(lambda: node.db.dead_letters(topic=topic), what="dead letter")
+    wait_until(lambda: node.db.readings(d) == [2], what="the good reading stored")
+    rows = wait_until(lambda: node.db.dead_letters(topic=topic), what="dead letter")
     [(reason, detail, payload, *_)] = rows
     assert (reason, bytes(payload)) == ("bad_timestamp", bad)
     assert detail
@@ -108,12 +112,12 @@ def test_timestamps_outside_the_window_are_dead_letters(
 def test_a_repeated_device_id_is_a_dead_letter(node: Node, devices: Devices) -> None:
     d = dev()
     topic = f"devices/{d}/telemetry"
-    body = reading(d, 1)
+    body = reading_payload(d, 1)
     repeated = body[:-1] + f', "device_id": "{d}"}}'.encode()
     devices.send(topic, repeated)
     devices.reading(d, 2)
-    wait_for(lambda: node.db.readings(d) == [2], what="the good reading stored")
-    [(reason, _detail, payload, *_)] = wait_for(lambda: node.db.dead_letters(topic=topic))
+    wait_until(lambda: node.db.readings(d) == [2], what="the good reading stored")
+    [(reason, _detail, payload, *_)] = wait_until(lambda: node.db.dead_letters(topic=topic))
     assert (reason, bytes(payload)) == ("duplicate_key", repeated)
 
 
@@ -133,9 +137,9 @@ def test_infer_and_metrics_need_the_token(node: Node) -> None:
     assert _get(url + "/metrics", "wrong-" + TOKEN)[0] == 401
     code, text = _get(url + "/metrics", TOKEN)
     assert code == 200 and b"edgecloud_edge_received" in text
-    code, body = post(url + "/infer", reading("x", 1))
+    code, body = post(url + "/infer", reading_payload("x", 1))
     assert (code, body["error"]) == (401, "unauthorized")
-    req = urllib.request.Request(url + "/infer", data=reading("x", 1), method="POST",
+    req = urllib.request.Request(url + "/infer", data=reading_payload("x", 1), method="POST",
                                  headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
     with pytest.raises(urllib.error.HTTPError) as info:  # no model here: 503, past the token
         urllib.request.urlopen(req, timeout=10)
@@ -205,4 +209,4 @@ def test_connections_over_the_cap_are_closed_at_once(node: Node) -> None:
     finally:
         for s in held:
             s.close()
-    wait_for(lambda: _get(node.agent.url + "/healthz")[0] == 200, what="served again")
+    wait_until(lambda: _get(node.agent.url + "/healthz")[0] == 200, what="served again")

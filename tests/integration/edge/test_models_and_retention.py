@@ -14,15 +14,15 @@ from edgeagent_helpers import (
     Devices,
     Events,
     features_onnx,
-    reading,
-    wait_for,
     write_bundle,
 )
 
 from edgecloud.core.signing import generate_key
+from edgecloud.dev.process import wait_until
 from edgecloud.dev.stack import Infra
-from edgecloud.edge.harness import post
 from edgecloud.sim.data import SENSORS, FleetGenerator
+from edgecloud.testing.edge_process import post
+from helpers.readings import reading_payload
 
 REPO = Path(__file__).resolve().parents[3]
 BUNDLE = REPO / "models" / "bundles" / "sensor-anomaly" / "1.0.0"
@@ -59,7 +59,7 @@ def test_real_bundled_model_scores_readings_and_refuses_unknown_values(
         devices.reading(d, seq, **dict(zip(SENSORS, map(float, values[0]), strict=True)))
     devices.reading(d, 20, temperature=250.0, vibration_rms=9.0, pressure=0.1, current=80.0)
     bad = devices.reading(d, 21, temperature=70.0, pressure=3.0)  # no vibration_rms, current
-    wait_for(lambda: len(db.readings(d)) == 22, what="22 readings stored")
+    wait_until(lambda: len(db.readings(d)) == 22, what="22 readings stored")
     rows = db.rows("SELECT seq, anomaly, score, inference->>'model' FROM readings "
                    "WHERE device_id = :d ORDER BY seq", d=d)  # fmt: skip
     assert [r[3] for r in rows[:21]] == ["sensor-anomaly"] * 21
@@ -96,11 +96,11 @@ def test_broken_model_agent_runs_without_it_and_reports_it(
         assert health["model"]["error"].startswith(expected)
         d = f"dev-{uuid.uuid4().hex[:6]}"
         devices.reading(d, 1)
-        wait_for(lambda: db.readings(d) == [1], what="reading stored without a model")
+        wait_until(lambda: db.readings(d) == [1], what="reading stored without a model")
         assert db.scalar("SELECT inference FROM readings WHERE device_id = :d", d=d) is None
-        code, body = post(agent.url + "/infer", reading(d, 2))
+        code, body = post(agent.url + "/infer", reading_payload(d, 2))
         assert (code, body["error"]) == (503, "no_model")
-        hb = wait_for(lambda: events.of_type("heartbeat"), what="heartbeat")[-1]["data"]
+        hb = wait_until(lambda: events.of_type("heartbeat"), what="heartbeat")[-1]["data"]
         assert hb["active_models"] == [] and hb["model"]["state"] == "failed"
         assert agent.counters()["processed"] == 1
     finally:
@@ -119,9 +119,9 @@ def test_retention_deletes_published_readings_in_chunks(
     d = f"dev-{uuid.uuid4().hex[:6]}"
     for seq in range(30):
         devices.reading(d, seq)
-    wait_for(lambda: agent.counters()["processed"] == 30, timeout=60, what="30 stored")
-    wait_for(lambda: db.readings(d) == [], timeout=30, what="retention")
-    wait_for(lambda: db.scalar("SELECT count(*) FROM outbox") == 0, timeout=10, what="outbox")
+    wait_until(lambda: agent.counters()["processed"] == 30, timeout=60, what="30 stored")
+    wait_until(lambda: db.readings(d) == [], timeout=30, what="retention")
+    wait_until(lambda: db.scalar("SELECT count(*) FROM outbox") == 0, timeout=10, what="outbox")
     assert agent.counters()["processed"] == 30
 
 

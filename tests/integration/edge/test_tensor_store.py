@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from edgeagent_helpers import AgentFactory, Db, Devices, Events, wait_for
+from edgeagent_helpers import AgentFactory, Db, Devices, Events
 
 from edgecloud.core.tensors import encode_binary
+from edgecloud.dev.process import wait_until
 from edgecloud.dev.stack import Infra
 
 RNG = np.random.default_rng(14)
@@ -64,8 +65,8 @@ def run_mode(
         device = f"cam-{uuid.uuid4().hex[:6]}"
         for seq in (1, 2):
             send(devices, device, seq)
-        wait_for(lambda: agent.counters()["processed"] == 2, timeout=60, what="2 stored")
-        got = wait_for(lambda: len(events.of_type("reading")) == 2 and events.of_type("reading"),
+        wait_until(lambda: agent.counters()["processed"] == 2, timeout=60, what="2 stored")
+        got = wait_until(lambda: len(events.of_type("reading")) == 2 and events.of_type("reading"),
                        timeout=30, what="2 reading events")  # fmt: skip
         rows = db.rows(
             'SELECT seq, "values", tensors FROM readings WHERE device_id = :d ORDER BY seq',
@@ -138,6 +139,8 @@ def test_retention_deletes_blobs_with_their_readings(
     device = f"cam-{uuid.uuid4().hex[:6]}"
     for seq in range(5):
         send(devices, device, seq)
-    wait_for(lambda: agent.counters()["processed"] == 5, timeout=60, what="5 stored")
-    wait_for(lambda: db.scalar("SELECT count(*) FROM readings") == 0, timeout=30, what="retention")
+    wait_until(lambda: agent.counters()["processed"] == 5, timeout=60, what="5 stored")
+    wait_until(
+        lambda: db.scalar("SELECT count(*) FROM readings") == 0, timeout=30, what="retention"
+    )
     assert db.scalar("SELECT count(*) FROM tensor_blobs") == 0

@@ -17,8 +17,8 @@ from edgecloud.core.topics import events_topic, kafka_dead_letter_topic, kafka_t
 from edgecloud.dev.process import free_port, wait_until
 from edgecloud.dev.stack import Infra
 from edgecloud.sync.bridge import Bridge
-from edgecloud.sync.check import Tally, device_name, expected_ids, reading_payload, stream
 from edgecloud.sync.settings import BridgeSettings
+from edgecloud.testing.tally import Tally, device_name, expected_ids, reading_payload, stream
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def running(stack: Infra, kafka_prefix: str, unique_id: str, tmp_path: Path) -> 
         mqtt_username=user,
         mqtt_password=pw,
         mqtt_client_id=f"bridge-{unique_id}",
-        kafka_bootstrap=stack.kafka_bootstrap,
+        **stack.kafka_client("bridge").settings(),
         kafka_topic_prefix=kafka_prefix,
         spool_dir=tmp_path / "spool",
         bridge_http_port=free_port(),
@@ -75,7 +75,7 @@ def test_events_single_and_batched_reach_kafka_in_order(
     ids = expected_ids(5, 200, "s")
     tally = Tally(expected=ids)
     msgs = read_topics(
-        stack.kafka_bootstrap,
+        stack.kafka_client(),
         [kafka_topic("reading", kafka_prefix)],
         on_message=lambda m: tally.add(m.key, m.value),
         until=tally.complete,
@@ -94,7 +94,7 @@ def test_events_single_and_batched_reach_kafka_in_order(
     assert set(first.headers) == {"event_id", "schema", "node_id"}
     assert first.headers["node_id"] == node.encode()
     dead = read_topics(
-        stack.kafka_bootstrap, [kafka_dead_letter_topic(kafka_prefix)], expect=1, timeout_s=30
+        stack.kafka_client(), [kafka_dead_letter_topic(kafka_prefix)], expect=1, timeout_s=30
     )
     assert len(dead) == 1
     assert dead[0].headers["reason"] == b"bad_json"
@@ -106,7 +106,7 @@ def test_events_single_and_batched_reach_kafka_in_order(
     health = json.loads(urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read())
     assert health["ok"] is True and health["counters"]["dead_letters"] == 1
     beats = read_topics(
-        stack.kafka_bootstrap, [kafka_topic("heartbeat", kafka_prefix)], expect=1, timeout_s=30
+        stack.kafka_client(), [kafka_topic("heartbeat", kafka_prefix)], expect=1, timeout_s=30
     )
     beat = json.loads(beats[0].value)
     assert beat["type"] == "heartbeat" and beat["data"]["role"] == "bridge"

@@ -30,8 +30,8 @@ from edgecloud.dev.process import wait_until
 from edgecloud.dev.stack import Infra
 from edgecloud.sync import bridge as bridge_module
 from edgecloud.sync.bridge import Bridge
-from edgecloud.sync.check import Tally, expected_ids, reading_payload, stream
 from edgecloud.sync.settings import BridgeSettings
+from edgecloud.testing.tally import Tally, expected_ids, reading_payload, stream
 
 DEVICES, PER_DEVICE = 30, 100
 

@@ -16,7 +16,7 @@ from edgecloud.cloud.db import ModelStatus, Node, make_engine
 from edgecloud.cloud.migrations import migrate
 from edgecloud.cloud.registry.tables import ModelVersion
 from edgecloud.cloud.rollouts import engine as ro_engine
-from edgecloud.cloud.rollouts.desired import desired_body
+from edgecloud.cloud.rollouts.desired import desired_state
 from edgecloud.cloud.rollouts.plan import Gates, NodeView, verdict, wave_of
 from edgecloud.cloud.rollouts.tables import NodeDesired, RolloutNode
 
@@ -78,7 +78,7 @@ def report(eng: Engine, rid: str, node: str, phase: str, **metrics: float) -> No
 
 def poll(eng: Engine, node: str) -> dict[str, object]:
     with Session(eng) as s:
-        return desired_body(s, node)
+        return desired_state(s, node).body()
 
 
 def tick(eng: Engine, rid: str) -> None:

@@ -235,7 +235,7 @@ def test_corpus_has_both_kinds_and_many_reasons(corpus: list[bytes]) -> None:
     assert len(ref.readings) > 800
     assert ref.heartbeats and ref.model_status
     reasons = {d.reason for d in ref.dead_letters}
-    assert {"bad_json", "missing_field", "bad_type", "invalid_event", "non_finite"} <= reasons
+    assert {"bad_json", "missing_field", "bad_type", "invalid_field", "non_finite"} <= reasons
     assert len(ref.dead_letters) > 800
 
 

@@ -23,6 +23,7 @@ from edgecloud.cloud.escalation.state import write_state
 from edgecloud.cloud.migrations import migrate
 from edgecloud.cloud.worker.metrics import WorkerMetrics
 from edgecloud.edge.agent import Agent
+from edgecloud.edge.live_config import LiveConfig
 from edgecloud.edge.metrics import AgentMetrics, Counters
 from edgecloud.sync.metrics import BridgeMetrics
 
@@ -50,8 +51,10 @@ def exported_names(tmp_path: Path) -> set[str]:
         mqtt_connected=True,
         holder=SimpleNamespace(backend=None),
         uptime_s=1.0,
+        config_watch=object(),  # a live configuration store is watched: its gauges show too
     )
     counters = Counters()
+    stub.live = LiveConfig(counters, batch_size=32, batch_window_ms=5.0)
     counters.dead("bad_json")  # the by-reason family shows once it has a reason
     agent = AgentMetrics(counters, lambda: Agent._gauges(stub))  # type: ignore[arg-type]
     worker = WorkerMetrics()

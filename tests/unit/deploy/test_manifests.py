@@ -14,16 +14,12 @@ from pydantic_settings import BaseSettings
 
 from edgecloud.cloud.registry.settings import RegistrySettings
 from edgecloud.cloud.settings import CloudSettings
-from edgecloud.edge.inference.settings import InferenceSettings
-from edgecloud.edge.model_settings import ModelAgentSettings
 from edgecloud.edge.settings import EdgeSettings
 from edgecloud.sync.settings import BridgeSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 SETTINGS: list[type[BaseSettings]] = [
-    EdgeSettings,
-    InferenceSettings,
-    ModelAgentSettings,
+    EdgeSettings,  # with the inference, model agent and device agent fields (one tree)
     BridgeSettings,
     CloudSettings,
     RegistrySettings,

@@ -17,14 +17,15 @@ from typing import Any
 
 import pytest
 
-import edgecloud.edge.model_agent as model_agent
+import edgecloud.edge.models.agent as model_agent
+from edgecloud.core.desired import DesiredModel
 from edgecloud.core.errors import SignatureError
 from edgecloud.core.events import InferenceResult, ModelRef
 from edgecloud.core.readings import Reading
 from edgecloud.edge.inference.port import Outcome
-from edgecloud.edge.model import ModelHolder
-from edgecloud.edge.model_agent import ModelAgent
-from edgecloud.edge.model_settings import ModelAgentSettings
+from edgecloud.edge.models.agent import ModelAgent
+from edgecloud.edge.models.holder import ModelHolder
+from edgecloud.edge.models.settings import ModelAgentSettings
 
 
 class Backend:
@@ -61,13 +62,13 @@ class FakeClient:
         pass
 
 
-def target(version: str, rollout_id: str | None, shadow: int = 0) -> dict[str, Any]:
-    return {
+def target(version: str, rollout_id: str | None, shadow: int = 0) -> DesiredModel:
+    return DesiredModel.model_validate({
         "name": "m", "version": version, "rollout_id": rollout_id,
         "artifact_url": f"/api/v1/models/m/{version}/artifact",
         "artifact_sha256": f"sha{version}".ljust(64, "0"), "artifact_size": 10,
         "shadow": {"shadow_readings": shadow} if shadow else {},
-    }  # fmt: skip
+    })  # fmt: skip
 
 
 @pytest.fixture
@@ -118,7 +119,7 @@ def serving(a: ModelAgent) -> str | None:
     return backend.ref.version if backend is not None else None
 
 
-def reconcile_with_readings(a: ModelAgent, t: dict[str, Any]) -> None:
+def reconcile_with_readings(a: ModelAgent, t: DesiredModel) -> None:
     """Run ``reconcile`` while readings flow through the holder (what shadow mode needs)."""
     worker = threading.Thread(target=a.reconcile, args=(t,))
     worker.start()
@@ -175,7 +176,7 @@ def test_refusal_is_reported_to_its_rollout_and_retried_for_a_new_one(
 ) -> None:
     agent.reconcile(target("1.0.0", "r-a"))
     client: FakeClient = agent.client  # type: ignore[assignment]
-    client.bad.add(target("2.0.0", None)["artifact_sha256"])
+    client.bad.add(target("2.0.0", None).artifact_sha256)
     reports(agent)
     agent.reconcile(target("2.0.0", "r-b"))
     assert reports(agent)[-1] == ("r-b", "2.0.0", "refused")

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from edgecloud.core.errors import SignatureError
+from edgecloud.core.archive import DEFAULT_MAX_FILES, UnsafeArchive
 from edgecloud.core.events import InferenceResult
 from edgecloud.core.readings import Reading
 from edgecloud.edge.inference.port import InferenceFailure, Outcome
-from edgecloud.edge.model_fetch import unpack
-from edgecloud.edge.model_shadow import ShadowStats, ShadowTap, gate_failure
-from edgecloud.edge.model_state import Installed, ModelAgentState
+from edgecloud.edge.models.fetch import unpack
+from edgecloud.edge.models.shadow import ShadowStats, ShadowTap, gate_failure
+from edgecloud.edge.models.state import Installed, ModelAgentState
 
 
 def res(score: float, anomaly: bool) -> InferenceResult:
@@ -131,8 +131,41 @@ def test_unpack_refuses_links_and_escapes(tmp_path: Path) -> None:
     assert unpack(tmp_path / "a.tar", tmp_path / "ok") == folder  # complete: reused
     link = tarfile.TarInfo("model.onnx")
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
-    with pytest.raises(SignatureError):
+    with pytest.raises(UnsafeArchive) as refused:
         unpack(_tar(tmp_path, link), tmp_path / "link")
-    with pytest.raises(SignatureError):
+    assert refused.value.reason == "link"
+    with pytest.raises(UnsafeArchive) as refused:
         unpack(_tar(tmp_path, tarfile.TarInfo("../escape")), tmp_path / "esc")
+    assert refused.value.reason == "unsafe_path"
     assert not (tmp_path / "escape").exists()
+    assert not (tmp_path / "esc").exists() and not (tmp_path / "esc.tmp").exists()
+    (tmp_path / "junk.tar").write_bytes(b"not a tar at all" * 64)
+    with pytest.raises(UnsafeArchive) as refused:
+        unpack(tmp_path / "junk.tar", tmp_path / "junk")
+    assert refused.value.reason == "not_archive"
+
+
+def test_unpack_bounds_files_like_the_registry(tmp_path: Path) -> None:
+    """The edge unpacks with the registry's checks: more files than a bundle may hold fail."""
+    out = tmp_path / "many.tar"
+    with tarfile.open(out, "w") as tf:
+        for i in range(DEFAULT_MAX_FILES + 1):
+            info = tarfile.TarInfo(f"f{i}")
+            info.size = 1
+            tf.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(UnsafeArchive) as refused:
+        unpack(out, tmp_path / "many")
+    assert refused.value.reason == "too_many_files"
+
+
+def test_unpack_strips_a_single_top_folder_and_reuses_it(tmp_path: Path) -> None:
+    out = tmp_path / "top.tar"
+    with tarfile.open(out, "w") as tf:
+        for name in ("bundle/manifest.yaml", "bundle/model.onnx"):
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            tf.addfile(info, io.BytesIO(b"ok"))
+    folder = unpack(out, tmp_path / "top")
+    assert folder == tmp_path / "top" / "bundle"
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.yaml", "model.onnx"]
+    assert unpack(out, tmp_path / "top") == folder

@@ -17,8 +17,8 @@ import pytest
 
 from edgecloud.core.events import EVENT_ADAPTER, ReadingEvent
 from edgecloud.core.tensors import TensorValue
+from edgecloud.core.wire.encode import reading_event_text
 from edgecloud.edge.batch import Accepted, classify
-from edgecloud.edge.events import reading_event_text
 from edgecloud.edge.migrations import migrate
 from edgecloud.edge.settings import EdgeSettings
 from edgecloud.edge.store import COLUMNS, Store, copy_text

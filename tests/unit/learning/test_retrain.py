@@ -24,9 +24,9 @@ from edgecloud.cloud import auth, db
 from edgecloud.cloud.api import create_app
 from edgecloud.cloud.labels import service as labels
 from edgecloud.cloud.labels.tables import Evaluation, Label
-from edgecloud.cloud.registry.archive import pack_folder
 from edgecloud.cloud.registry.tables import ModelVersion
 from edgecloud.cloud.settings import CloudSettings
+from edgecloud.core.archive import pack_folder
 from edgecloud.core.events import reading_event_id
 from edgecloud.core.readings import Reading
 from edgecloud.core.signing import load_private_key, public_key_b64, trusted_keys

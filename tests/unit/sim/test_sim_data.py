@@ -73,3 +73,22 @@ def test_roc_auc_matches_pair_counting() -> None:
     assert roc_auc(scores, labels) == pytest.approx(pairs / (len(pos) * len(neg)))
     assert roc_auc(np.arange(4.0), np.array([0, 0, 1, 1], bool)) == 1.0
     assert len(SENSORS) == 4
+
+
+def test_shift_mix_ends_faults_and_starts_the_new_kind() -> None:
+    gen = FleetGenerator(40, seed=3, anomaly_rate=0.3)
+    before = np.array([gen.step()[1] for _ in range(200)])
+    assert (before[-1] > 0).any()  # faults under way at the shift
+    gen.shift_mix((0.0, 0.0, 1.0, 0.0), 0.9)
+    after = np.array([gen.step()[1] for _ in range(100)])
+    stuck = FAULTS.index("stuck")
+    # what was under way ended: the first step after the shift holds new stuck faults only
+    assert set(np.unique(after[0])) <= {0, stuck}
+    assert set(np.unique(after)) == {0, stuck}
+    # about one start per device every 60 / 0.9 steps: most of the 40 devices got one
+    started = ((after[1:] == stuck) & (after[:-1] == 0)).any(axis=0) | (after[0] == stuck)
+    assert started.sum() >= 25
+    with pytest.raises(ValueError):
+        gen.shift_mix((1.0, 0.0), 0.5)
+    with pytest.raises(ValueError):
+        gen.shift_mix((0.0, 0.0, 1.0, 0.0), 1.5)

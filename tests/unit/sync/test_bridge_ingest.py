@@ -19,8 +19,8 @@ from edgecloud.adapters.mqtt import InboundMessage
 from edgecloud.core.topics import events_topic
 from edgecloud.sync import bridge as bridge_module
 from edgecloud.sync.bridge import Bridge
-from edgecloud.sync.check import reading_payload
 from edgecloud.sync.settings import BridgeSettings
+from edgecloud.testing.tally import reading_payload
 
 NODE = "edge-7"
 

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from edgecloud.core.wire import EVENT_REASONS
 from edgecloud.sync.route import Router
 
 NODE = "edge-a"
@@ -71,30 +72,63 @@ def test_array_is_split_and_bad_items_dead_lettered() -> None:
 
 
 @pytest.mark.parametrize(
-    ("mqtt_topic", "payload", "reason"),
+    ("mqtt_topic", "payload", "reason", "names"),
     [
-        (topic(), b"{not json", "bad_json"),
-        (topic(), b"[1, 2", "bad_json"),
-        (topic(), b"[]", "empty_batch"),
-        (topic(), b"42", "not_an_object"),
-        (topic(), json.dumps({k: v for k, v in event().items() if k != "ts"}), "missing_ts"),
-        (topic(), json.dumps(event(event_id="nope")), "invalid_event_id"),
-        (topic(node="edge-b"), json.dumps(event()), "node_mismatch"),
-        (topic("heartbeat"), json.dumps(event()), "type_mismatch"),
-        (topic(), json.dumps(event(device_id=None)), "missing_device_id"),
-        ("edgecloud/edge-a/events/bogus", json.dumps(event()), "bad_type"),
-        ("edgecloud/edge-a/other", b"{}", "bad_topic"),
+        (topic(), b"{not json", "bad_json", ""),
+        (topic(), b"[1, 2", "bad_json", ""),
+        (topic(), b"[]", "empty_batch", ""),
+        (topic(), b"42", "not_an_object", ""),
+        (
+            topic(),
+            json.dumps({k: v for k, v in event().items() if k != "ts"}),
+            "missing_field",
+            "ts",
+        ),
+        (topic(), json.dumps(event(event_id="nope")), "invalid_field", "event_id"),
+        (topic(), json.dumps(event(type="gossip")), "bad_type", "type"),
+        (topic(node="edge-b"), json.dumps(event()), "node_mismatch", "edge-b"),
+        (topic("heartbeat"), json.dumps(event()), "type_mismatch", "reading"),
+        (topic(), json.dumps(event(device_id=None)), "missing_field", "device_id"),
+        ("edgecloud/edge-a/events/bogus", json.dumps(event()), "bad_type", "bogus"),
+        ("edgecloud/edge-a/other", b"{}", "bad_topic", ""),
     ],
 )
-def test_dead_letter_reasons(mqtt_topic: str, payload: str | bytes, reason: str) -> None:
+def test_dead_letter_reasons(
+    mqtt_topic: str, payload: str | bytes, reason: str, names: str
+) -> None:
+    """One closed vocabulary (``core.wire.EVENT_REASONS``); the detail names the field."""
     raw = payload.encode() if isinstance(payload, str) else payload
     [rec] = Router("x.").route(mqtt_topic, raw)
     assert rec.topic == "x.edgecloud.dead-letters"
     assert dict(rec.headers)["reason"] == reason.encode()
     body = json.loads(rec.value)
     assert body["reason"] == reason
+    assert reason in EVENT_REASONS
+    assert names in body["detail"]
     assert body["source_topic"] == mqtt_topic
     assert body["payload"] == raw.decode()
+
+
+def test_outbox_arrays_are_forwarded_as_the_exact_slices() -> None:
+    """What the edge outbox publishes (compact arrays) goes out byte for byte, item by item."""
+    items = [
+        json.dumps(event(), separators=(",", ":")),
+        json.dumps(event(schema="edgecloud.event/v2"), separators=(",", ":")),
+        # the cut inside a string (its quotes are escaped: never the separator itself)
+        json.dumps(event(note='x},{"schema":y'), separators=(",", ":")),
+        json.dumps(event(), separators=(",", ":")),
+    ]
+    payload = ("[" + ",".join(items) + "]").encode()
+    recs = Router().route(topic(), payload)
+    assert [r.topic for r in recs] == [
+        "edgecloud.readings",
+        "edgecloud.dead-letters",
+        "edgecloud.readings",
+        "edgecloud.readings",
+    ]
+    assert [recs[i].value for i in (0, 2, 3)] == [items[i].encode() for i in (0, 2, 3)]
+    assert json.loads(json.loads(recs[1].value)["payload"]) == json.loads(items[1])
+    assert dict(recs[1].headers)["event_id"] == json.loads(items[1])["event_id"].encode()
 
 
 def _dead_reason(rec: object) -> str:
@@ -131,3 +165,15 @@ def test_duplicate_keys_in_a_batch_refuse_the_message() -> None:
     assert [r.topic for r in router.route(topic(), f"[{good},{fine}]".encode())] == [
         "edgecloud.readings"
     ] * 2
+
+
+def test_a_false_cut_inside_an_item_still_gives_its_events() -> None:
+    """A nested list of objects whose second one starts with "schema": the cut there leaves
+    slices that do not parse, so the message is checked whole (the reference path)."""
+    nested = event(data={"seq": 2, "values": {"t": 2.0}, "l": [{"a": 1}, {"schema": 2}]})
+    items = [event(), nested, event()]
+    payload = json.dumps(items, separators=(",", ":")).encode()
+    assert payload.count(b'},{"schema":') == 3
+    recs = Router().route(topic(), payload)
+    assert [r.topic for r in recs] == ["edgecloud.readings"] * 3
+    assert [json.loads(r.value) for r in recs] == items

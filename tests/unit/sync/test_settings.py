@@ -27,7 +27,7 @@ def test_env_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_help_names_every_setting() -> None:
-    out = CliRunner().invoke(app, ["bridge", "run", "--help"], terminal_width=200).output
+    out = CliRunner().invoke(app, ["bridge", "run", "--help"], env={"COLUMNS": "400"}).output
     for name in (
         "EDGECLOUD_SPOOL_DIR",
         "EDGECLOUD_SPOOL_MAX_BYTES",

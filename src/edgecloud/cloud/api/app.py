@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from edgecloud import __version__
+from edgecloud.adapters.dapr import DaprConfig
 from edgecloud.cloud.api.deps import AppState
 from edgecloud.cloud.api.errors import install_error_handlers
 from edgecloud.cloud.api.fastpath import AggregatesFastPath
@@ -28,11 +29,13 @@ from edgecloud.cloud.api.pgpool import AsyncPgPool
 from edgecloud.cloud.api.routes import ROUTERS
 from edgecloud.cloud.api.routes.metrics import FleetCollector
 from edgecloud.cloud.auth import TokenVerifier
+from edgecloud.cloud.dapr_out import DaprMetrics, DaprOut
 from edgecloud.cloud.dashboard import ASSETS_DIR
 from edgecloud.cloud.db import make_engine
 from edgecloud.cloud.migrations import migrate
 from edgecloud.cloud.rollouts import runtime as models_runtime
 from edgecloud.cloud.settings import CloudSettings
+from edgecloud.cloud.transitions import TransitionPublisher
 
 log = logging.getLogger("edgecloud.cloud.api")
 
@@ -41,7 +44,7 @@ anomalies with their escalation, edge nodes. Every route but `/healthz` and the 
 needs `Authorization: Bearer <token>` (`edgecloud token create --scope read`)."""
 
 
-def api_engine(url: str) -> Engine:
+def api_engine(url: str, pool_size: int = 10) -> Engine:
     """The API only reads (and writes single token rows): on Postgres it runs in autocommit
     mode, so a request costs no BEGIN / ROLLBACK round trips, and without pre-ping (a
     connection that died is invalidated and the request answers 503; the next one reconnects).
@@ -49,13 +52,24 @@ def api_engine(url: str) -> Engine:
     if url.startswith(("postgresql", "postgres:")):
         return make_engine(
             url,
-            pool_size=10,
-            max_overflow=10,
+            pool_size=pool_size,
+            max_overflow=pool_size,
             pool_pre_ping=False,
             pool_recycle=1800,
             isolation_level="AUTOCOMMIT",
         )
     return make_engine(url)
+
+
+def transition_publisher(
+    settings: CloudSettings, registry: CollectorRegistry
+) -> TransitionPublisher | None:
+    """Rollout and node transitions through the API's Dapr sidecar (docs/dapr.md), if any."""
+    if not settings.dapr_enabled:
+        return None
+    config = DaprConfig(settings.dapr_http_port, settings.dapr_grpc_port)
+    out = DaprOut(config, "pubsub", settings.dapr_pubsub, DaprMetrics(registry))
+    return TransitionPublisher(out, settings.dapr_topic_prefix)
 
 
 class EdgecloudApp(FastAPI):
@@ -87,7 +101,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if run_migrations:
             await run_in_threadpool(migrate, settings.database_url)
-        engine = api_engine(settings.database_url)
+        engine = api_engine(settings.database_url, settings.api_db_pool)
         collector = FleetCollector(engine)
         registry.register(collector)
         pg = (
@@ -102,7 +116,13 @@ def create_app(
             registry=registry,
             pg=pg,
         )
-        app.state.models = await models_runtime.start(settings.database_url)  # issue 6
+        app.state.models = await models_runtime.start(
+            settings.database_url,
+            settings.registry_settings(),
+            transitions=transition_publisher(settings, registry),
+        )  # issue 6; transitions on Dapr pub/sub: issue 13
+        ticks = models_runtime.TicksCollector(app.state.models)
+        registry.register(ticks)
         if freeze_gc:
             gc.collect()
             gc.freeze()
@@ -111,6 +131,7 @@ def create_app(
             yield
         finally:
             await models_runtime.stop(app.state.models)
+            registry.unregister(ticks)
             registry.unregister(collector)
             if pg is not None:
                 await pg.close()

@@ -29,6 +29,7 @@ from edgecloud.cloud.settings import CloudSettings
 # Routes that answer without a token (everything else needs one; see tests/unit/cloud).
 PUBLIC_PATHS = frozenset(
     {"/healthz", "/", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    | {"/dapr/rollout-tick"}  # no bearer token: daprd's dapr-api-token (routes/dapr.py)
 )
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from alembic.config import Config
 
+from edgecloud.adapters import migrate as _migrate
 from edgecloud.cloud.db import make_engine
-from edgecloud.core import migrate as _migrate
 
 HERE = Path(__file__).resolve().parent
 _LOCK_KEY = 0x6564_6765_636C  # "edgecl": advisory lock id of the cloud migrations

@@ -1,4 +1,4 @@
-"""Alembic environment of the cloud schema (see ``edgecloud.core.migrate.run_env``)."""
+"""Alembic environment of the cloud schema (see ``edgecloud.adapters.migrate.run_env``)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import edgecloud.cloud.db
-import edgecloud.cloud.labels.tables  # noqa: F401
+import edgecloud.cloud.labels.tables
+import edgecloud.cloud.presence  # noqa: F401
+from edgecloud.adapters.migrate import run_env
 from edgecloud.cloud.db import make_engine
-from edgecloud.core.migrate import run_env
 
 run_env(context, SQLModel.metadata, make_engine)

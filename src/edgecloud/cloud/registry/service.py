@@ -17,10 +17,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlmodel import Session, col, select
 
-from edgecloud.cloud.registry.archive import extract
 from edgecloud.cloud.registry.store import ArtifactStore
 from edgecloud.cloud.registry.tables import ModelVersion, OperatorKey
 from edgecloud.cloud.registry.validate import check_bundle
+from edgecloud.core.archive import extract
 from edgecloud.core.errors import SignatureError, ValidationFailed
 from edgecloud.core.signing import key_id, parse_public_key, public_key_b64
 

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, cast
 
-from edgecloud.cloud.registry.archive import pack
+from edgecloud.core.archive import pack
 from edgecloud.core.manifest import MANIFEST_FILE, SIGNATURE_FILE, Bundle
 
 

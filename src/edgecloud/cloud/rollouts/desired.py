@@ -1,16 +1,14 @@
 """What a node should run: the body of ``GET /api/v1/nodes/{id}/desired`` and its ETag.
 
-The ETag is the sha256 of the canonical JSON body, so it changes exactly when the answer does.
+The body's shape is ``core/desired.py:DesiredState`` (the edge reads the same model). The ETag
+is the sha256 of the canonical JSON body, so it changes exactly when the answer does.
 ``model`` is null when the cloud manages no model for the node: the node then keeps a model it
 loaded itself (``edge run --model``) and drops one the cloud gave it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import timedelta
-from typing import Any
 
 from sqlmodel import Session
 
@@ -19,11 +17,12 @@ from edgecloud.cloud.devices.service import node_version
 from edgecloud.cloud.registry.tables import ModelVersion
 from edgecloud.cloud.rollouts.engine import aware_utc
 from edgecloud.cloud.rollouts.tables import NodeDesired
+from edgecloud.core.desired import DesiredDevices, DesiredModel, DesiredState
 
 POLL_TOUCH_EVERY = timedelta(seconds=2)
 
 
-def desired_body(session: Session, node_id: str, touch: bool = True) -> dict[str, Any]:
+def desired_state(session: Session, node_id: str, touch: bool = True) -> DesiredState:
     row = session.get(NodeDesired, node_id)
     now = utcnow()
     if touch and (
@@ -37,28 +36,22 @@ def desired_body(session: Session, node_id: str, touch: bool = True) -> dict[str
         session.add(row)
         session.commit()
         session.refresh(row)
-    model: dict[str, Any] | None = None
+    model: DesiredModel | None = None
     if row is not None and row.model is not None and row.version is not None:
         mv = session.get(ModelVersion, (row.model, row.version))
         if mv is not None:
-            model = {
-                "name": mv.name,
-                "version": mv.version,
-                "rollout_id": row.rollout_id,
-                "artifact_url": f"/api/v1/models/{mv.name}/{mv.version}/artifact",
-                "artifact_sha256": mv.artifact_sha256,
-                "artifact_size": mv.artifact_size,
-                "file_sha256": mv.file_sha256,
-                "key_id": mv.key_id,
-                "shadow": dict(row.shadow or {}),
-            }
-    body: dict[str, Any] = {"node_id": node_id, "model": model}
+            model = DesiredModel(
+                name=mv.name,
+                version=mv.version,
+                rollout_id=row.rollout_id,
+                artifact_url=f"/api/v1/models/{mv.name}/{mv.version}/artifact",
+                artifact_sha256=mv.artifact_sha256,
+                artifact_size=mv.artifact_size,
+                file_sha256=mv.file_sha256,
+                key_id=mv.key_id,
+                shadow=dict(row.shadow or {}),
+            )
     devices = node_version(session, node_id)
-    if devices["count"]:  # the registry's part (issue 16), only for a node that has devices
-        body["devices"] = devices
-    return body
-
-
-def etag_of(body: dict[str, Any]) -> str:
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    return '"' + hashlib.sha256(text.encode()).hexdigest() + '"'
+    # the registry's part (issue 16), only for a node that has devices
+    part = DesiredDevices.model_validate(devices) if devices["count"] else None
+    return DesiredState(node_id=node_id, model=model, devices=part)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,10 +36,32 @@ class RolloutError(ValidationFailed):
     not_found."""
 
 
+@dataclass(frozen=True)
+class Transition:
+    """A rollout state change, for the Dapr topic (``cloud/transitions.py``). ``kind``:
+    started, wave_passed, completed, rolled_back, paused, resumed; ``wave`` is 1-based."""
+
+    kind: str
+    rollout_id: str
+    model: str
+    version: str
+    state: str
+    wave: int
+    waves: int
+    detail: str | None = None
+
+
 @dataclass
 class TickResult:
     changed_nodes: set[str]
     changed_rollouts: set[str]
+    transitions: list[Transition] = field(default_factory=list)
+
+
+def transition(ro: Rollout, kind: str, detail: str | None = None) -> Transition:
+    return Transition(
+        kind, ro.id, ro.model, ro.version, ro.state, ro.current_wave + 1, len(ro.waves), detail
+    )
 
 
 def aware_utc(ts: datetime) -> datetime:
@@ -179,15 +201,28 @@ def _finish(ro: Rollout, state: str, detail: str | None) -> None:
     ro.updated_at = ro.finished_at = utcnow()
 
 
+def _last_polls(session: Session, ro: Rollout) -> dict[str, datetime]:
+    """``last_poll_at`` of each node of the current wave that has polled, in one query (not
+    one per node: a wave of 10,000 nodes is looked at every tick)."""
+    wave = select(RolloutNode.node_id).where(
+        col(RolloutNode.rollout_id) == ro.id, col(RolloutNode.wave) == ro.current_wave
+    )
+    rows = session.exec(
+        select(NodeDesired.node_id, NodeDesired.last_poll_at).where(
+            col(NodeDesired.node_id).in_(wave), col(NodeDesired.last_poll_at).is_not(None)
+        )
+    ).all()
+    return {node: aware_utc(at) for node, at in rows if at is not None}
+
+
 def _online(
-    session: Session, rn: RolloutNode, gates: Gates, since: datetime, now: datetime
+    rn: RolloutNode, last_poll: datetime | None, gates: Gates, since: datetime, now: datetime
 ) -> bool:
     """Seen lately: a desired-state poll (touched at the start and end of each long-poll), a
     report for this rollout, or the wave's start (a node gets ``offline_after_s`` to show up)."""
-    desired = session.get(NodeDesired, rn.node_id)
     seen = [since, aware_utc(rn.updated_at)]
-    if desired is not None and desired.last_poll_at is not None:
-        seen.append(aware_utc(desired.last_poll_at))
+    if last_poll is not None:
+        seen.append(last_poll)
     return now - max(seen) <= timedelta(seconds=gates.offline_after_s)
 
 
@@ -202,14 +237,21 @@ def advance(session: Session, rollout_id: str) -> TickResult:
     now = utcnow()
     if ro.state == "succeeded":  # late nodes (offline during the rollout) that fail
         late = [rn for rn in rows if verdict(_view(rn, True), gates)[0] == "fail"]
-        result.changed_nodes |= _rollback(session, ro, late)
+        undone = _rollback(session, ro, late)
+        if undone:
+            detail = "late nodes rolled back: " + ", ".join(sorted(undone))
+            result.transitions.append(transition(ro, "rolled_back", detail))
+        result.changed_nodes |= undone
     if ro.state != "running":
         session.commit()
         return result
     started = aware_utc(ro.wave_started_at) if ro.wave_started_at else now
     wave = [rn for rn in rows if rn.wave == ro.current_wave]
+    polls = _last_polls(session, ro)
     verdicts = {
-        rn.node_id: verdict(_view(rn, _online(session, rn, gates, started, now)), gates)
+        rn.node_id: verdict(
+            _view(rn, _online(rn, polls.get(rn.node_id), gates, started, now)), gates
+        )
         for rn in wave
     }
     failures = [f"{n}: {why}" for n, (v, why) in sorted(verdicts.items()) if v == "fail"]
@@ -221,10 +263,13 @@ def advance(session: Session, rollout_id: str) -> TickResult:
         result.changed_nodes |= _rollback(session, ro, wave)
         _finish(ro, "failed", f"wave {ro.current_wave + 1} rolled back: " + "; ".join(failures))
         result.changed_rollouts.add(ro.id)
+        result.transitions.append(transition(ro, "rolled_back", ro.detail))
     elif not waiting and passed:
         result.changed_rollouts.add(ro.id)
+        result.transitions.append(transition(ro, "wave_passed"))
         if ro.current_wave + 1 >= len(ro.waves):
             _finish(ro, "succeeded", None)
+            result.transitions.append(transition(ro, "completed"))
         else:
             result.changed_nodes |= _assign(session, ro, ro.current_wave + 1)
     session.add(ro)

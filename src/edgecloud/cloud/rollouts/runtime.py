@@ -15,19 +15,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Collection
+import time
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from edgecloud.cloud.db import make_engine
+from edgecloud.cloud import presence
+from edgecloud.cloud.db import make_engine, utcnow
 from edgecloud.cloud.registry import service
 from edgecloud.cloud.registry.settings import RegistrySettings
 from edgecloud.cloud.registry.store import ArtifactStore
 from edgecloud.cloud.rollouts import engine as rollout_engine
+from edgecloud.cloud.transitions import TransitionPublisher
 
 log = logging.getLogger("edgecloud.cloud.rollouts")
 _TICK_LOCK = 0x726F_6C6C_6F75  # "rollou": advisory lock id of the rollout engine
@@ -58,12 +63,33 @@ class ModelsRuntime:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     stopping: bool = False
+    transitions: TransitionPublisher | None = None  # Dapr pub/sub (docs/dapr.md), or none
+    # ticks run by this process, by trigger: its own loop (timer, wake) or daprd's cron binding
+    ticks: dict[str, int] = field(default_factory=lambda: {"loop": 0, "dapr": 0})
+    _scanned_at: float = -1e9
+
+    def publish(self, transitions: Collection[rollout_engine.Transition]) -> None:
+        """Hand committed rollout transitions to the Dapr publisher (if there is one)."""
+        if self.transitions is not None:
+            now = utcnow()
+            for t in transitions:
+                self.transitions.rollout(t, now)
+
+    def _scan_nodes(self, session: Session) -> None:
+        if self.transitions is None:
+            return
+        if time.monotonic() - self._scanned_at < self.settings.node_scan_s:
+            return
+        self._scanned_at = time.monotonic()
+        now = utcnow()
+        for t in presence.scan(session, now):
+            self.transitions.node(t, now)
 
     def session(self) -> Session:
         """A transactional session (the API's own engine runs in autocommit mode)."""
         return Session(self.engine)
 
-    def tick_once(self) -> rollout_engine.TickResult:
+    def tick_once(self, trigger: str = "loop") -> rollout_engine.TickResult:
         """Advance every live rollout once (blocking; the loop runs it in a thread)."""
         total = rollout_engine.TickResult(set(), set())
         with self.engine.connect() as conn:
@@ -77,6 +103,9 @@ class ModelsRuntime:
                         res = rollout_engine.advance(session, rid)
                         total.changed_nodes |= res.changed_nodes
                         total.changed_rollouts |= res.changed_rollouts
+                        self.publish(res.transitions)
+                    self._scan_nodes(session)
+                    self.ticks[trigger] += 1
             finally:
                 if conn.dialect.name == "postgresql":
                     conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _TICK_LOCK})
@@ -108,11 +137,29 @@ class ModelsRuntime:
             self.desired_changed.pulse(set(nodes))
 
 
-async def start(database_url: str, settings: RegistrySettings | None = None) -> ModelsRuntime:
-    settings = settings or RegistrySettings()
+class TicksCollector(Collector):
+    """``edgecloud_rollout_ticks{trigger}``: ticks of this process's engine, by trigger."""
+
+    def __init__(self, rt: ModelsRuntime) -> None:
+        self.rt = rt
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "edgecloud_rollout_ticks", "rollout engine ticks, by trigger", labels=["trigger"]
+        )
+        for trigger, n in sorted(self.rt.ticks.items()):
+            family.add_metric([trigger], n)
+        yield family
+
+
+async def start(
+    database_url: str,
+    settings: RegistrySettings,
+    transitions: TransitionPublisher | None = None,
+) -> ModelsRuntime:
     engine = make_engine(database_url, pool_size=5, max_overflow=5)
     store = ArtifactStore(settings.store_dir)
-    rt = ModelsRuntime(settings=settings, store=store, engine=engine)
+    rt = ModelsRuntime(settings=settings, store=store, engine=engine, transitions=transitions)
     keys = [k.strip() for k in settings.operator_public_keys.split(",") if k.strip()]
     if keys:
 
@@ -140,4 +187,6 @@ async def stop(rt: ModelsRuntime) -> None:
             rt.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await rt.task
+    if rt.transitions is not None:
+        rt.transitions.stop()
     rt.engine.dispose()

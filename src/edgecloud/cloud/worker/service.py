@@ -20,7 +20,10 @@ from types import FrameType
 
 from sqlalchemy.engine import Engine
 
+from edgecloud.adapters.dapr import DaprConfig
 from edgecloud.adapters.kafka_consumer import BatchConsumer, RawMessage, ensure_topics
+from edgecloud.cloud.alerts import AlertSink
+from edgecloud.cloud.dapr_out import DaprMetrics, DaprOut
 from edgecloud.cloud.db import make_engine
 from edgecloud.cloud.escalation import EscalationRunner, publish_disabled
 from edgecloud.cloud.migrations import migrate
@@ -68,6 +71,7 @@ class Worker:
         metrics: WorkerMetrics | None = None,
         keep_latencies: bool = False,
         trace_sample: int = 0,
+        alerts: AlertSink | None = None,
     ) -> None:
         self.consumer = consumer
         self.store = store
@@ -78,6 +82,7 @@ class Worker:
         self.totals = Totals()
         self.keep_latencies = keep_latencies
         self.trace_sample = trace_sample
+        self.alerts = alerts  # Dapr output binding, after the commit (docs/dapr.md)
         self.stop = threading.Event()
 
     def run_once(self) -> int:
@@ -120,6 +125,8 @@ class Worker:
                 result = self.store.write(batch)
                 if self.trace_sample:
                     self._trace(batch)
+                if self.alerts is not None:
+                    self.alerts.offer(batch)
                 return result
             except TransportError as exc:
                 self.metrics.db_errors.inc()
@@ -162,18 +169,18 @@ class Worker:
 
 def build_worker(settings: CloudSettings, engine: Engine, metrics: WorkerMetrics) -> Worker:
     topics = worker_topics(settings.kafka_topic_prefix)
+    conn = settings.kafka_connection()
     try:
-        ensure_topics(settings.kafka_bootstrap, topics, extra=settings.kafka_config)
+        ensure_topics(conn, topics)
     except TransportError as exc:  # the broker may forbid it; the bridge creates them too
         log.warning("could not ensure Kafka topics", extra={"error": str(exc)})
-    consumer = BatchConsumer(
-        settings.kafka_bootstrap,
-        settings.kafka_group_id,
-        topics,
-        settings.kafka_config,
-        on_lag=metrics.set_lag,
-    )
+    consumer = BatchConsumer(conn, settings.kafka_group_id, topics, on_lag=metrics.set_lag)
     status = "pending" if settings.escalation_enabled else "disabled"
+    alerts = None
+    if settings.dapr_enabled and settings.alert_binding:
+        config = DaprConfig(settings.dapr_http_port, settings.dapr_grpc_port)
+        out = DaprOut(config, "binding", settings.alert_binding, DaprMetrics(metrics.registry))
+        alerts = AlertSink(out, settings.alert_min_score, settings.alert_operation)
     return Worker(
         consumer,
         Store(engine, escalation_status=status),
@@ -182,6 +189,7 @@ def build_worker(settings: CloudSettings, engine: Engine, metrics: WorkerMetrics
         poll_timeout_s=settings.worker_poll_timeout_s,
         metrics=metrics,
         trace_sample=settings.trace_sample,
+        alerts=alerts,
     )
 
 
@@ -217,6 +225,8 @@ def run(settings: CloudSettings) -> None:
         raise
     finally:
         worker.consumer.close()
+        if worker.alerts is not None:
+            worker.alerts.stop()
         if escalation is not None:
             escalation.stop()
         engine.dispose()

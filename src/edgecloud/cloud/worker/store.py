@@ -18,36 +18,27 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from edgecloud.adapters.postgres import (
+    DATA_ERRORS,
+    TRANSIENT_ERRORS,
+    copy_bytes,
+    driver,
+    needs_escape,
+    stage_and_merge,
+)
 from edgecloud.cloud import db
-from edgecloud.cloud.worker.decode import DeadLetterRow, Decoded, clean_text, dead_letter
+from edgecloud.cloud.rollouts.status import store_model_status
+from edgecloud.cloud.worker.decode import Decoded, dead_letter
 from edgecloud.cloud.worker.nodes import merge_node
 from edgecloud.core.errors import TransportError
-from edgecloud.core.events import HeartbeatEvent, ModelStatusEvent, ReadingEvent
+from edgecloud.core.events import HeartbeatEvent, ReadingEvent
+from edgecloud.core.wire import DeadLetter
 
 log = logging.getLogger(__name__)
-
-# Errors that say "this data cannot be stored" (not "the database is away"): the batch is then
-# split and the offending events become dead letters instead of blocking the partition.
-DATA_ERRORS: tuple[type[BaseException], ...] = (
-    sa_exc.DataError,
-    sa_exc.IntegrityError,
-    sa_exc.StatementError,  # e.g. a value the driver cannot encode (checked after TRANSIENT)
-    psycopg.DataError,
-    psycopg.IntegrityError,
-    UnicodeError,
-)
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-)
 
 STAGE_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS stage_readings "
@@ -136,18 +127,6 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _copy_escape(b: bytes) -> bytes:
-    return (
-        b.replace(b"\\", b"\\\\")
-        .replace(b"\n", b"\\n")
-        .replace(b"\r", b"\\r")
-        .replace(b"\t", b"\\t")
-    )
-
-
-_COPY_SPECIAL = (b"\\", b"\n", b"\r", b"\t")
-
-
 def _stage_rows(readings: list[tuple[Any, ReadingEvent]]) -> bytes:
     """COPY text of the staging rows: event_id, node_id, ts, payload (the message as it came).
 
@@ -155,8 +134,7 @@ def _stage_rows(readings: list[tuple[Any, ReadingEvent]]) -> bytes:
     escaped one by one only when one of them holds a byte COPY treats specially, which compact
     JSON never does (a backslash, tab or line break).
     """
-    payloads = b"".join([msg.value for msg, _ in readings])
-    if any(c in payloads for c in _COPY_SPECIAL):
+    if needs_escape(b"".join([msg.value for msg, _ in readings])):
         return b"".join(
             [
                 b"%032x\t%s\t%s\t%s\n"
@@ -164,7 +142,7 @@ def _stage_rows(readings: list[tuple[Any, ReadingEvent]]) -> bytes:
                     ev.event_id.int,
                     ev.node_id.encode(),
                     ev.ts.isoformat().encode(),
-                    _copy_escape(msg.value),
+                    copy_bytes(msg.value),
                 )
                 for msg, ev in readings
             ]
@@ -222,7 +200,7 @@ class Store:
                             extra={"error": _first_line(exc), "dead_letter": repr(single)[:4000]},
                         )
                         continue
-                    msg_dl.detail = clean_text(_first_line(exc))[:2000]
+                    msg_dl.detail = _first_line(exc)
                     result.add(self._write_tx(Decoded(dead_letters=[msg_dl])))
             except TRANSIENT_ERRORS as exc:
                 raise TransportError(f"cloud database: {exc}") from exc
@@ -240,7 +218,8 @@ class Store:
             if batch.heartbeats:
                 self._heartbeats(conn, [ev for _, ev in batch.heartbeats], res)
             if batch.model_status:
-                self._model_status(conn, [ev for _, ev in batch.model_status], res)
+                events = [ev for _, ev in batch.model_status]
+                res.model_status_new += store_model_status(conn, events)
             if batch.dead_letters:
                 self._dead_letters(conn, batch.dead_letters, res)
         return res
@@ -248,13 +227,12 @@ class Store:
     def _readings_pg(
         self, conn: Connection, readings: list[tuple[Any, ReadingEvent]], res: WriteResult
     ) -> None:
-        raw: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
-        with raw.cursor() as cur:
+        with driver(conn).cursor() as cur:
             cur.execute("SET LOCAL jit = off")  # planning a 2000-row merge does not pay for JIT
-            cur.execute(STAGE_DDL)
-            with cur.copy(STAGE_COPY) as cp:
-                cp.write(_stage_rows(readings))
-            cur.execute(MERGE_SQL, {"esc_status": self.escalation_status})
+            stage_and_merge(
+                cur, STAGE_DDL, STAGE_COPY, _stage_rows(readings), MERGE_SQL,
+                {"esc_status": self.escalation_status},
+            )  # fmt: skip
             row = cur.fetchone()
         assert row is not None
         res.readings_new += int(row[0])
@@ -356,77 +334,16 @@ class Store:
             )
             conn.execute(upsert)
 
-    def _model_status(
-        self, conn: Connection, events: list[ModelStatusEvent], res: WriteResult
-    ) -> None:
-        t = db.table_of(db.ModelStatus)
-        stmt = (
-            _insert(conn, t)
-            .values(
-                [
-                    {
-                        "event_id": ev.event_id,
-                        "node_id": ev.node_id,
-                        "rollout_id": ev.data.rollout_id,
-                        "model": ev.data.model,
-                        "version": ev.data.version,
-                        "phase": ev.data.phase,
-                        "detail": ev.data.detail,
-                        "ts": ev.ts,
-                        "received_at": db.utcnow(),
-                        "data": ev.data.model_dump(mode="json"),
-                    }
-                    for ev in events
-                ]
-            )
-            .on_conflict_do_nothing()
-            .returning(t.c.event_id)
-        )
-        new_ids = set(conn.execute(stmt).scalars())
-        res.model_status_new += len(new_ids)
-        latest = db.table_of(db.ModelStatusLatest)
-        for ev in sorted((e for e in events if e.event_id in new_ids), key=lambda e: e.ts):
-            row = {
-                "node_id": ev.node_id,
-                "model": ev.data.model,
-                "version": ev.data.version,
-                "phase": ev.data.phase,
-                "rollout_id": ev.data.rollout_id,
-                "detail": ev.data.detail,
-                "ts": ev.ts,
-                "event_id": ev.event_id,
-            }
-            up = _insert(conn, latest).values(**row)
-            up = up.on_conflict_do_update(
-                index_elements=[latest.c.node_id, latest.c.model],
-                set_={k: up.excluded[k] for k in row if k not in ("node_id", "model")},
-                where=latest.c.ts < up.excluded.ts,
-            )
-            conn.execute(up)
-
-    def _dead_letters(self, conn: Connection, rows: list[DeadLetterRow], res: WriteResult) -> None:
+    def _dead_letters(self, conn: Connection, rows: list[DeadLetter], res: WriteResult) -> None:
         now = db.utcnow()
         conn.execute(
             sa.insert(db.table_of(db.DeadLetter)),
-            [
-                {
-                    "topic": r.topic,
-                    "partition": r.partition,
-                    "offset": r.offset,
-                    "reason": r.reason,
-                    "detail": r.detail,
-                    "payload": r.payload,
-                    "node_id": r.node_id,
-                    "event_id": r.event_id,
-                    "received_at": now,
-                }
-                for r in rows
-            ],
+            [{**r.cloud_row(), "received_at": now} for r in rows],
         )
         res.dead_letters += len(rows)
 
 
-def _split(batch: Decoded) -> Iterable[tuple[Decoded, DeadLetterRow | None]]:
+def _split(batch: Decoded) -> Iterable[tuple[Decoded, DeadLetter | None]]:
     """One single-event batch per event, with the dead letter to keep if it is refused."""
     for m, r in batch.readings:
         yield (

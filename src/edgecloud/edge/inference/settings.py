@@ -1,16 +1,18 @@
-"""Inference settings (``EDGECLOUD_ORT_*``, ``EDGECLOUD_INFERENCE_*``), built once by the agent."""
+"""Inference settings (``EDGECLOUD_ORT_*``, ``EDGECLOUD_INFERENCE_*``): a config object.
+
+The fields are declared once in ``InferenceFields``; ``EdgeSettings`` (the role's one settings
+tree) inherits them, reads them from the environment and flags, and builds ``InferenceSettings``
+from its own values (``EdgeSettings.inference_settings()``). Nothing here reads the environment.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, field_validator
 
 from edgecloud.core.manifest import ManifestLimits
 
 
-class InferenceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="EDGECLOUD_", extra="ignore")
-
+class InferenceFields(BaseModel):
     ort_providers: str = Field(
         "auto",
         description="execution providers in order of preference, or auto "
@@ -26,9 +28,6 @@ class InferenceSettings(BaseSettings):
         100_000, ge=1, description="devices whose recurrent state is kept (least recent dropped)"
     )
     require_signature: bool = Field(True, description="refuse bundles without a trusted signature")
-    operator_public_keys: str = Field(
-        "", description="trusted operator keys: comma separated paths or base64 raw keys"
-    )
     max_model_bytes: int = Field(512 * 1024 * 1024, ge=1, description="largest model file")
 
     @field_validator("ort_providers")
@@ -38,6 +37,12 @@ class InferenceSettings(BaseSettings):
         if not v:
             raise ValueError("ort_providers is empty; use auto or a comma separated list")
         return v
+
+
+class InferenceSettings(InferenceFields):
+    operator_public_keys: str = Field(
+        "", description="trusted operator keys: comma separated paths or base64 raw keys"
+    )
 
     @property
     def providers(self) -> str | list[str]:

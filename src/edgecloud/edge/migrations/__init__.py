@@ -9,7 +9,7 @@ from pathlib import Path
 
 from alembic.config import Config
 
-from edgecloud.core import migrate as _migrate
+from edgecloud.adapters import migrate as _migrate
 from edgecloud.edge.db import make_engine
 
 HERE = Path(__file__).resolve().parent

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from edgecloud.edge.inference import (
     load_bundle,
 )
 from edgecloud.edge.inference.openai_backend import DEFAULT_SCHEMA
+from helpers.readings import reading
 
 PROMPT = "Device {device_id} (seq {seq}) reports {values}. Score how abnormal this is."
 SYSTEM = "You detect anomalies."
@@ -78,13 +78,8 @@ def make(tmp_path: Path) -> Make:
     return go
 
 
-def reading(i: int) -> Reading:
-    return Reading(
-        device_id=f"press-{i % 3}",
-        seq=i,
-        ts=datetime(2026, 1, 1, tzinfo=UTC),
-        values={"temperature": 70.0 + i, "vibration_rms": 0.4 + i / 10},
-    )
+def press(i: int) -> Reading:
+    return reading(f"press-{i % 3}", i, temperature=70.0 + i, vibration_rms=0.4 + i / 10)
 
 
 def expected_answer(r: Reading) -> dict[str, Any]:
@@ -99,7 +94,7 @@ def expected_answer(r: Reading) -> dict[str, Any]:
 
 def test_results_follow_the_endpoint_answers(server: StandinServer, make: Make) -> None:
     backend = make()
-    readings = [reading(i) for i in range(12)]
+    readings = [press(i) for i in range(12)]
     out = backend.infer_batch(readings)
     backend.close()
     assert server.state.counters["chat_completions"] == 12
@@ -120,7 +115,7 @@ def test_concurrency_is_limited(server: StandinServer, make: Make) -> None:
     server.state.set_fault(FaultRequest(mode="timeout", count=8, delay_s=0.2))
     backend = make(concurrency=2)
     t0 = time.monotonic()
-    out = backend.infer_batch([reading(i) for i in range(8)])
+    out = backend.infer_batch([press(i) for i in range(8)])
     elapsed = time.monotonic() - t0
     backend.close()
     assert all(isinstance(o, InferenceResult) for o in out)
@@ -131,7 +126,7 @@ def test_concurrency_is_limited(server: StandinServer, make: Make) -> None:
 def test_429_is_retried(server: StandinServer, make: Make) -> None:
     server.state.set_fault(FaultRequest(mode="429", count=1))
     backend = make(max_retries=2, concurrency=1)
-    out = backend.infer_batch([reading(1)])
+    out = backend.infer_batch([press(1)])
     backend.close()
     assert isinstance(out[0], InferenceResult)
     assert server.state.counters["chat_completions"] == 2
@@ -140,17 +135,17 @@ def test_429_is_retried(server: StandinServer, make: Make) -> None:
 def test_500_and_429_after_retries_fail_per_reading(server: StandinServer, make: Make) -> None:
     server.state.set_fault(FaultRequest(mode="500", count=-1))
     backend = make(max_retries=1)
-    out = backend.infer_batch([reading(1), reading(2)])
+    out = backend.infer_batch([press(1), press(2)])
     assert all(
         isinstance(o, InferenceFailure) and o.reason == "endpoint_error" and "500" in o.detail
         for o in out
     )
     assert server.state.counters["chat_completions"] == 4  # one retry each
     server.state.set_fault(FaultRequest(mode="429", count=-1))
-    out = backend.infer_batch([reading(3)])
+    out = backend.infer_batch([press(3)])
     assert isinstance(out[0], InferenceFailure) and "rate limited" in out[0].detail
     server.state.set_fault(None)
-    assert isinstance(backend.infer_batch([reading(4)])[0], InferenceResult)  # recovers
+    assert isinstance(backend.infer_batch([press(4)])[0], InferenceResult)  # recovers
     backend.close()
 
 
@@ -158,7 +153,7 @@ def test_timeout_fails_fast_per_reading(server: StandinServer, make: Make) -> No
     server.state.set_fault(FaultRequest(mode="timeout", count=1, delay_s=10))
     backend = make(timeout_s=1.0, concurrency=1)
     t0 = time.monotonic()
-    out = backend.infer_batch([reading(1), reading(2)])
+    out = backend.infer_batch([press(1), press(2)])
     backend.close()
     assert time.monotonic() - t0 < 6
     assert isinstance(out[0], InferenceFailure) and "timed out" in out[0].detail
@@ -168,7 +163,7 @@ def test_timeout_fails_fast_per_reading(server: StandinServer, make: Make) -> No
 def test_bad_json_answer_is_bad_answer(server: StandinServer, make: Make) -> None:
     server.state.set_fault(FaultRequest(mode="bad_json", count=1))
     backend = make(concurrency=1)
-    out = backend.infer_batch([reading(1)])
+    out = backend.infer_batch([press(1)])
     backend.close()
     assert isinstance(out[0], InferenceFailure) and out[0].reason == "bad_answer"
 
@@ -176,7 +171,7 @@ def test_bad_json_answer_is_bad_answer(server: StandinServer, make: Make) -> Non
 def test_answer_missing_score_is_bad_answer(server: StandinServer, make: Make) -> None:
     schema = {"type": "object", "properties": {"label": {"type": "string"}}}
     backend = make(json_schema=schema)
-    out = backend.infer_batch([reading(1)])
+    out = backend.infer_batch([press(1)])
     backend.close()
     assert isinstance(out[0], InferenceFailure) and out[0].reason == "bad_answer"
 

@@ -221,7 +221,12 @@ def test_keys_from_settings_env_and_mapping(
     monkeypatch.setenv(
         "EDGECLOUD_OPERATOR_PUBLIC_KEYS", f"{public_key_b64(generate_key())},{public_key_b64(key)}"
     )
-    load_bundle(folder, settings=InferenceSettings()).close()
+    from edgecloud.edge.settings import EdgeSettings
+
+    # the environment is read by the role's settings tree, which builds the inference config
+    load_bundle(folder, settings=EdgeSettings().inference_settings()).close()
+    with pytest.raises(ModelRefused):  # a bare config object reads no environment
+        load_bundle(folder, settings=InferenceSettings())
     load_bundle(
         folder, trusted_keys=trusted_keys([public_key_b64(key)]), settings=InferenceSettings()
     ).close()
@@ -231,7 +236,10 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EDGECLOUD_ORT_PROVIDERS", "CUDAExecutionProvider, CPUExecutionProvider")
     monkeypatch.setenv("EDGECLOUD_ORT_INTRA_OP_THREADS", "2")
     monkeypatch.setenv("EDGECLOUD_REQUIRE_SIGNATURE", "false")
-    s = InferenceSettings()
+    from edgecloud.edge.settings import EdgeSettings
+
+    s = EdgeSettings().inference_settings()  # the role's tree reads the env, builds the config
+    assert InferenceSettings().ort_intra_op_threads == 1  # the config object reads none
     assert s.providers == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     assert s.ort_intra_op_threads == 2 and s.ort_inter_op_threads == 1
     assert not s.require_signature and not s.ort_allow_spinning

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +20,13 @@ from inference_models import (
 )
 
 from edgecloud.core.events import InferenceResult
-from edgecloud.core.readings import Reading
 from edgecloud.edge.inference import InferenceBackend, InferenceFailure
+from helpers.readings import reading
 
 BundleMaker = Callable[..., Path]
 
 Loader = Callable[..., InferenceBackend]
 NAMES = ["temperature", "vibration_rms", "pressure", "current"]
-
-
-def reading(device: str, seq: int, **values: Any) -> Reading:
-    return Reading(device_id=device, seq=seq, ts=datetime(2026, 1, 1, tzinfo=UTC), values=values)
 
 
 def ok(outcome: object) -> InferenceResult:

@@ -3,7 +3,6 @@ every result equals onnxruntime run directly on the same, independently prepared
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,15 @@ from edgecloud.core.events import InferenceResult
 from edgecloud.core.readings import Reading, parse_reading
 from edgecloud.core.tensors import encode_binary
 from edgecloud.edge.inference import InferenceBackend, InferenceFailure, ModelRefused
+from helpers.readings import reading_payload
 
 Loader = Callable[[Path], InferenceBackend]
 
 
-def reading(seq: int, values: dict[str, Any], device: str = "cam-1") -> Reading:
-    body = {"device_id": device, "seq": seq, "ts": 1795312800.0 + seq, "values": values}
-    return parse_reading(f"devices/{device}/telemetry", json.dumps(body).encode(), 1 << 24)
+def parsed(seq: int, values: dict[str, Any], device: str = "cam-1") -> Reading:
+    """A camera reading as the agent gets it: its payload through the real parser."""
+    payload = reading_payload(device, seq, 1795312800.0 + seq, **values)
+    return parse_reading(f"devices/{device}/telemetry", payload, 1 << 24)
 
 
 def ort_run(kind: str, feeds: dict[str, np.ndarray[Any, Any]]) -> dict[str, Any]:
@@ -53,7 +54,7 @@ def test_image_hwc_uint8_with_mean_std_equals_onnxruntime(bundle: Any, load: Loa
     images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in
               [(24, 32), (24, 32), (40, 20), (24, 32)]]  # fmt: skip
     readings = [
-        reading(i, {"image": encode_binary(img) if i % 2 else img.tolist(), "lux": 3.0})
+        parsed(i, {"image": encode_binary(img) if i % 2 else img.tolist(), "lux": 3.0})
         for i, img in enumerate(images)
     ]
     assert readings[0].values == {"lux": 3.0} and readings[0].tensors["image"].shape == [24, 32, 3]
@@ -75,7 +76,7 @@ def test_image_resize_and_bgr(bundle: Any, load: Loader) -> None:
                                 "preprocess": pre}}}  # fmt: skip
     backend = load(bundle("image", changes=changes))
     img = np.arange(4 * 4 * 3, dtype=np.float32).reshape(4, 4, 3)
-    got = ok(backend.infer_batch([reading(1, {"image": img.tolist()})])[0])
+    got = ok(backend.infer_batch([parsed(1, {"image": img.tolist()})])[0])
     # 2x bilinear upsampling keeps the per-channel means; bgr reverses the channels
     x = (img[..., ::-1] * 0.5).mean(axis=(0, 1))
     want = ort_run("image", {"x": np.broadcast_to(x[:, None, None], (1, 3, 8, 8)).astype("f4")})
@@ -87,7 +88,7 @@ def test_rank3_output_map_count_and_topk(bundle: Any, load: Loader) -> None:
     rng = np.random.default_rng(3)
     frames = [rng.normal(0, 2, (16, 16)).astype(np.float32) for _ in range(3)]
     values = [{"frame": f.tolist()} for f in frames[:2]] + [{"frame": encode_binary(frames[2])}]
-    outcomes = backend.infer_batch([reading(i, v) for i, v in enumerate(values)])
+    outcomes = backend.infer_batch([parsed(i, v) for i, v in enumerate(values)])
     for f, out in zip(frames, outcomes, strict=True):
         heat = ort_run("heatmap", {"frame": f[None].astype(np.float64).astype("f4")})["heat"][0]
         got = ok(out)
@@ -106,7 +107,7 @@ def test_two_tensor_inputs_of_different_dtypes(bundle: Any, load: Loader) -> Non
         {"emb": emb.tolist(), "mask": mask.tolist()},
         {"emb": encode_binary(emb), "mask": encode_binary(mask)},
     ]
-    outcomes = backend.infer_batch([reading(i, v) for i, v in enumerate(forms)])
+    outcomes = backend.infer_batch([parsed(i, v) for i, v in enumerate(forms)])
     want = ort_run("pair", {"emb": emb[None], "mask": mask[None]})["score"][0]
     for out in outcomes:
         assert ok(out).score == pytest.approx(float(want), rel=1e-6)
@@ -122,7 +123,7 @@ def test_wrong_shape_and_dtype_are_failures_with_reasons(bundle: Any, load: Load
         {"emb": [1.0, 2.0], "mask": mask.tolist()},
         {"emb": emb.tolist(), "mask": mask.tolist()},
     ]
-    outcomes = backend.infer_batch([reading(i, v) for i, v in enumerate(bad)])
+    outcomes = backend.infer_batch([parsed(i, v) for i, v in enumerate(bad)])
     reasons = [o.reason if isinstance(o, InferenceFailure) else "ok" for o in outcomes]
     assert reasons == ["wrong_shape", "wrong_dtype", "value_missing", "wrong_type", "ok"]
     assert "[4, 5]" in outcomes[0].detail  # type: ignore[union-attr]

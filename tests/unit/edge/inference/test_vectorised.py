@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +20,13 @@ from edgecloud.edge.inference import InferenceBackend, InferenceFailure, load_bu
 from edgecloud.edge.inference.onnx_backend import OnnxBackend
 from edgecloud.edge.inference.port import Outcome
 from edgecloud.edge.inference.settings import InferenceSettings
+from helpers.readings import reading
 
 BundleMaker = Callable[..., Path]
 Loader = Callable[..., InferenceBackend]
 NAMES = ["temperature", "vibration_rms", "pressure", "current"]
 BUNDLES = Path(__file__).resolve().parents[4] / "models" / "bundles"
 DEV_KEY = BUNDLES.parent / "dev-keys" / "dev.pub"
-
-
-def reading(device: str, seq: int, **values: Any) -> Reading:
-    return Reading(device_id=device, seq=seq, ts=datetime(2026, 1, 1, tzinfo=UTC), values=values)
 
 
 def onnx_backend(backend: InferenceBackend) -> OnnxBackend:

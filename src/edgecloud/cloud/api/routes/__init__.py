@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from edgecloud.cloud.api.routes import (
     aggregates,
     anomalies,
+    dapr,
     dashboard,
     desired,
     devices,
@@ -39,4 +40,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     desired.router,
     learning.router,
     registry.node_router,
+    dapr.router,
 )

@@ -17,16 +17,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
 
 from edgecloud.cloud.api.deps import NodeScope, in_thread
 from edgecloud.cloud.api.errors import ApiError, responses
 from edgecloud.cloud.api.routes.models import RuntimeDep
 from edgecloud.cloud.auth import Principal
-from edgecloud.cloud.db import ModelStatus, ModelStatusLatest, table_of, utcnow
-from edgecloud.cloud.rollouts.desired import desired_body, etag_of
+from edgecloud.cloud.rollouts.desired import desired_state
 from edgecloud.cloud.rollouts.runtime import ModelsRuntime
+from edgecloud.cloud.rollouts.status import store_model_status
+from edgecloud.core.desired import etag_of
 from edgecloud.core.events import ModelStatusEvent
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["desired"])
@@ -72,36 +71,14 @@ async def get_desired(
 
 def _desired(rt: ModelsRuntime, node_id: str, touch: bool) -> dict[str, Any]:
     with rt.session() as session:
-        return desired_body(session, node_id, touch)
+        return desired_state(session, node_id, touch).body()
 
 
 def _store_status(rt: ModelsRuntime, ev: ModelStatusEvent) -> bool:
     with rt.session() as session:
-        return _insert_status(session, ev)
-
-
-def _insert_status(session: Session, ev: ModelStatusEvent) -> bool:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    row = {
-        "event_id": ev.event_id, "node_id": ev.node_id, "rollout_id": ev.data.rollout_id,
-        "model": ev.data.model, "version": ev.data.version, "phase": ev.data.phase,
-        "detail": ev.data.detail, "ts": ev.ts, "received_at": utcnow(),
-        "data": ev.data.model_dump(mode="json"),
-    }  # fmt: skip
-    ins = dialect.insert(table_of(ModelStatus)).values(**row).on_conflict_do_nothing()
-    new = session.execute(ins.returning(table_of(ModelStatus).c.event_id)).first() is not None
-    if new:
-        latest = table_of(ModelStatusLatest)
-        keep = ("version", "phase", "rollout_id", "detail", "ts", "event_id")
-        up = dialect.insert(latest).values(**{k: row[k] for k in ("node_id", "model", *keep)})
-        up = up.on_conflict_do_update(
-            index_elements=[latest.c.node_id, latest.c.model],
-            set_={k: up.excluded[k] for k in keep},
-            where=latest.c.ts < up.excluded.ts,
-        )
-        session.execute(up)
-    session.commit()
-    return new
+        new = store_model_status(session.connection(), [ev]) == 1
+        session.commit()
+        return new
 
 
 @router.post("/{node_id}/model-status", status_code=202, responses=responses(400, 401, 403, 422))

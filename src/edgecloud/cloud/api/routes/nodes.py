@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -13,9 +13,9 @@ from edgecloud.cloud.api.errors import BadRequest, NotFound, responses
 from edgecloud.cloud.api.params import check_id, decode_cursor, encode_cursor, valid_id
 from edgecloud.cloud.api.schemas import ModelStatusOut, NodeDetail, NodeOut, NodePage
 from edgecloud.cloud.db import Node
+from edgecloud.cloud.presence import ONLINE_WITHIN
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
-ONLINE_WITHIN = timedelta(seconds=90)
 
 
 def parse_selector(text: str | None) -> dict[str, str]:

@@ -24,6 +24,7 @@ router = APIRouter(prefix="/api/v1/rollouts", tags=["rollouts"])
 _STATUS = {
     "not_found": 404, "unknown_model": 404, "overlap": 409, "bad_state": 409, "deprecated": 409,
 }  # fmt: skip
+_STEERED = {"pause": "paused", "resume": "resumed", "abort": "rolled_back"}  # transition kinds
 
 
 class RolloutIn(BaseModel):
@@ -92,6 +93,7 @@ async def start_rollout(who: OperateScope, rt: RuntimeDep, body: RolloutIn) -> R
             ro = engine.start(
                 session, name, version, body.selector, body.waves, body.gates, who.name
             )
+            rt.publish([engine.transition(ro, "started")])  # committed: Dapr pub/sub
             return _detail(session, ro)
 
     try:
@@ -134,6 +136,7 @@ async def steer_rollout(
     def run() -> tuple[RolloutDetail, set[str]]:
         with rt.session() as session:
             ro, changed = engine.steer(session, rollout_id, action)
+            rt.publish([engine.transition(ro, _STEERED[action], ro.detail)])
             return _detail(session, ro), changed
 
     try:

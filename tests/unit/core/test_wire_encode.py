@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from edgecloud.core.events import EVENT_LIST_ADAPTER, InferenceResult, reading_event
 from edgecloud.core.readings import Reading
-from edgecloud.edge.events import chunked_arrays, reading_event_json
+from edgecloud.core.wire.encode import chunked_arrays, reading_event_json
 
 
 def test_reading_event_json_matches_core_envelope() -> None:
@@ -34,7 +34,7 @@ def test_chunked_arrays() -> None:
 
 def test_event_id_text_equals_core_uuid5() -> None:
     from edgecloud.core.events import reading_event_id
-    from edgecloud.edge.events import event_id_text
+    from edgecloud.core.wire.encode import event_id_text
 
     for device, seq in [("a", 0), ("press-07", 1234), ("x.y_z-9", 2**63 - 1)] + [
         (f"d{i}", i * 7919) for i in range(500)

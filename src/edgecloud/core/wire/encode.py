@@ -1,8 +1,9 @@
-"""Reading events as JSON text, built from pieces already serialised for the database.
+"""Reading events as JSON text, built from pieces already serialised for the database, and
+the JSON arrays the edge outbox publishes (one MQTT message, up to 200 events).
 
 The envelope is ``core.events.ReadingEvent``; building one pydantic object per reading costs
 more than the rest of the hot path, so this module writes the same JSON from the stored JSON
-text of ``values`` and ``inference``. ``tests/unit/edge/test_events.py`` checks that the output
+text of ``values`` and ``inference``. ``tests/unit/core/test_wire_encode.py`` checks that the output
 parses as ``EVENT_LIST_ADAPTER`` and equals ``core.events.reading_event`` field for field.
 """
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from edgecloud.cloud.api.hardening import duplicate_key
-from edgecloud.cloud.registry.archive import UnsafeArchive, extract
+from edgecloud.core.archive import UnsafeArchive, extract
 
 
 def _tar(members: list[tuple[str, bytes | None]], gz: bool = True) -> bytes:

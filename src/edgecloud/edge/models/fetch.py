@@ -3,16 +3,16 @@ downloads that resume (HTTP Range) from a ``.part`` file after a crash or a cut.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
-import tarfile
 from pathlib import Path
-from typing import Any
 
 import httpx
 
+from edgecloud.core.archive import DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, extract
+from edgecloud.core.desired import DesiredState
 from edgecloud.core.errors import SignatureError, TransportError
+from edgecloud.core.signing import file_sha256
 
 log = logging.getLogger(__name__)
 CHUNK = 256 * 1024
@@ -30,8 +30,8 @@ class CloudClient:
     def close(self) -> None:
         self._http.close()
 
-    def desired(self, etag: str | None, wait_s: float) -> tuple[str | None, dict[str, Any] | None]:
-        """(etag, body), body None when unchanged (304)."""
+    def desired(self, etag: str | None, wait_s: float) -> tuple[str | None, DesiredState | None]:
+        """(etag, state), state None when unchanged (304)."""
         headers = {"If-None-Match": etag} if etag else {}
         try:
             res = self._http.get(
@@ -45,8 +45,11 @@ class CloudClient:
             return etag, None
         if res.status_code != 200:
             raise TransportError(f"desired state: HTTP {res.status_code} {res.text[:200]}")
-        body: dict[str, Any] = res.json()
-        return res.headers.get("etag"), body
+        try:
+            state = DesiredState.model_validate_json(res.content)
+        except ValueError as exc:  # pydantic's ValidationError: a cloud we do not understand
+            raise TransportError(f"desired state: not a desired-state body: {exc}") from exc
+        return res.headers.get("etag"), state
 
     def post_status(self, event_json: str) -> None:
         try:
@@ -83,7 +86,7 @@ class CloudClient:
                         f.write(chunk)
         except httpx.HTTPError as exc:
             raise TransportError(f"artifact download cut: {exc}") from exc
-        digest = _sha256(part)
+        digest = file_sha256(part)
         if digest != sha256:
             part.unlink(missing_ok=True)
             raise SignatureError(f"artifact sha256 is {digest}, the cloud said {sha256}")
@@ -91,30 +94,22 @@ class CloudClient:
         return dest
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def unpack(artifact: Path, folder: Path) -> Path:
-    """Extract the artifact tar into ``folder`` (tarfile's ``data`` filter: no links, no
-    absolute or escaping paths, no devices); an existing complete folder is reused."""
+    """Extract the artifact into ``folder`` with the registry's own checks (``core/archive.py``:
+    no links, devices, escaping or over-long names; file count and unpacked bytes bounded while
+    writing); an existing complete folder is reused. A refusal is an ``UnsafeArchive``."""
     done = folder / ".complete"
     if done.is_file():
-        return folder
+        return folder / done.read_text().strip()
     shutil.rmtree(folder, ignore_errors=True)
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        with tarfile.open(artifact) as tf:
-            tf.extractall(tmp, filter="data")
-    except (tarfile.TarError, OSError) as exc:
+        root = extract(artifact, tmp, max_bytes=DEFAULT_MAX_BYTES, max_files=DEFAULT_MAX_FILES)
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise SignatureError(f"artifact is not a valid bundle archive: {exc}") from exc
-    (tmp / ".complete").write_text("ok\n")
+        raise
+    (tmp / ".complete").write_text(f"{root.relative_to(tmp).as_posix()}\n")
     tmp.replace(folder)
-    return folder
+    return folder / root.relative_to(tmp)

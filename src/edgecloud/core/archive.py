@@ -1,4 +1,5 @@
-"""Safe extraction of an uploaded bundle archive (tar, tar.gz or zip) into an empty folder.
+"""Safe extraction of a bundle archive (tar, tar.gz or zip) into an empty folder: the one
+unpacker of the cloud registry (uploads) and the edge model agent (downloaded artifacts).
 
 Every member is checked before a byte is written: regular files and folders only (no symlink,
 hard link, device or FIFO), a relative name without ``..`` or a drive, at most ``max_files``
@@ -35,6 +36,8 @@ from typing import IO
 from edgecloud.core.errors import ValidationFailed
 
 CHUNK = 1 << 20
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # the registry's default limits (RegistrySettings)
+DEFAULT_MAX_FILES = 16
 MAX_PART_BYTES = 255  # NAME_MAX of Linux file systems
 MAX_NAME_BYTES = 1024
 # what reading a broken member raises: truncated gzip (EOFError, BadGzipFile is an OSError),

@@ -22,17 +22,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edgecloud.core.desired import DesiredModel
 from edgecloud.core.errors import SignatureError, TransportError, ValidationFailed
 from edgecloud.core.events import ModelStatusData, model_status_event
 from edgecloud.core.manifest import open_bundle
 from edgecloud.core.signing import trusted_keys, verify_bundle
 from edgecloud.core.topics import events_topic
 from edgecloud.edge.inference.port import InferenceBackend
-from edgecloud.edge.model import ModelHolder
-from edgecloud.edge.model_fetch import CloudClient, unpack
-from edgecloud.edge.model_settings import ModelAgentSettings
-from edgecloud.edge.model_shadow import ShadowTap, gate_failure, run_shadow, shadow_case
-from edgecloud.edge.model_state import Installed, ModelAgentState
+from edgecloud.edge.models.fetch import CloudClient, unpack
+from edgecloud.edge.models.holder import ModelHolder
+from edgecloud.edge.models.settings import ModelAgentSettings
+from edgecloud.edge.models.shadow import ShadowTap, gate_failure, run_shadow, shadow_case
+from edgecloud.edge.models.state import Installed, ModelAgentState
 
 log = logging.getLogger(__name__)
 Publish = Callable[[str, str], Any]
@@ -94,10 +95,10 @@ class ModelAgent:
     def _run(self) -> None:
         while not self.stopping.is_set():
             try:
-                etag, body = self.client.desired(self.state.etag, self.s.desired_wait_s)
-                if body is not None:
-                    self.state.desired = body
-                    self.reconcile(body.get("model"))
+                etag, desired = self.client.desired(self.state.etag, self.s.desired_wait_s)
+                if desired is not None:
+                    self.state.desired = desired.body()
+                    self.reconcile(desired.model)
                     self.state.etag = etag
                     self._save()
             except TransportError as exc:
@@ -107,14 +108,14 @@ class ModelAgent:
                 log.exception("model agent step failed; retrying")
                 self.stopping.wait(self.s.desired_retry_s)
 
-    def reconcile(self, target: dict[str, Any] | None) -> None:
+    def reconcile(self, target: DesiredModel | None) -> None:
         st = self.state
         if target is None:
             if st.active is not None:
                 self._back_to_previous(None)
             return
-        key = (target["name"], target["version"])
-        rollout_id = target.get("rollout_id")
+        key = (target.name, target.version)
+        rollout_id = target.rollout_id
         if st.active is not None and (st.active.name, st.active.version) == key:
             if st.active.rollout_id != rollout_id:
                 st.active.rollout_id = rollout_id
@@ -127,7 +128,7 @@ class ModelAgent:
         ):
             self._back_to_previous(target)
             return
-        sha = target["artifact_sha256"]
+        sha = target.artifact_sha256
         if sha in st.refused:
             if st.refused_for.get(sha) == rollout_id:  # the same rollout asks again: tell it
                 phase, _, why = st.refused[sha].partition(": ")
@@ -146,16 +147,14 @@ class ModelAgent:
         return rollout_id is None or (act is not None and act.rollout_id == rollout_id)
 
     # --- steps -----------------------------------------------------------------------------
-    def install(self, t: dict[str, Any]) -> None:
-        sha = t["artifact_sha256"]
-        self.report(t, "downloading", None, {"bytes": float(t.get("artifact_size") or 0)})
+    def install(self, t: DesiredModel) -> None:
+        sha = t.artifact_sha256
+        self.report(t, "downloading", None, {"bytes": float(t.artifact_size or 0)})
         art_dir = self.store / "artifacts"
         art_dir.mkdir(parents=True, exist_ok=True)
         try:
-            artifact = self.client.download(t["artifact_url"], sha, art_dir / f"{sha}.tar")
-            folder = unpack(
-                artifact, self.store / "bundles" / f"{t['name']}-{t['version']}-{sha[:12]}"
-            )
+            artifact = self.client.download(t.artifact_url, sha, art_dir / f"{sha}.tar")
+            folder = unpack(artifact, self.store / "bundles" / f"{t.name}-{t.version}-{sha[:12]}")
             verify_bundle(open_bundle(folder), self.keys)
         except (SignatureError, ValidationFailed) as exc:
             return self._refuse(t, "refused", str(exc))
@@ -166,7 +165,7 @@ class ModelAgent:
             return self._refuse(t, "failed", f"load: {type(exc).__name__}: {exc}")
         self.report(t, "loaded", None, {})
         metrics: dict[str, float] = {}
-        gates = dict(t.get("shadow") or {})
+        gates = {k: float(v) for k, v in t.shadow.items()}
         want = int(gates.get("shadow_readings", 0))
         active = self.holder.backend
         if active is not None and want > 0:
@@ -183,15 +182,13 @@ class ModelAgent:
                 if why is None:
                     return None
                 return self._refuse(t, "failed", why, metrics)
-        source = f"cloud:{t['name']}:{t['version']}"
+        source = f"cloud:{t.name}:{t.version}"
         self._swap(candidate, source, keep=active)
         old_active = self.state.active
         if old_active is None and active is not None:
             old_active = Installed(active.ref.name, active.ref.version, self.holder_source(active))
         self.state.previous = old_active
-        self.state.active = Installed(
-            t["name"], t["version"], str(folder), sha, t.get("rollout_id")
-        )
+        self.state.active = Installed(t.name, t.version, str(folder), sha, t.rollout_id)
         self._save()
         metrics["swap_ms"] = self.last_swap_ms or 0.0
         metrics["swap_wait_ms"] = self.last_swap_wait_ms or 0.0
@@ -203,23 +200,19 @@ class ModelAgent:
         return src or ""
 
     def _refuse(
-        self, t: dict[str, Any], phase: str, why: str, metrics: dict[str, float] | None = None
+        self, t: DesiredModel, phase: str, why: str, metrics: dict[str, float] | None = None
     ) -> None:
-        log.error("model %s:%s %s: %s", t["name"], t["version"], phase, why)
-        self.state.refused[t["artifact_sha256"]] = f"{phase}: {why}"
-        self.state.refused_for[t["artifact_sha256"]] = t.get("rollout_id")
+        log.error("model %s:%s %s: %s", t.name, t.version, phase, why)
+        self.state.refused[t.artifact_sha256] = f"{phase}: {why}"
+        self.state.refused_for[t.artifact_sha256] = t.rollout_id
         self._save()
         self.report(t, phase, why[:500], metrics or {})
 
-    def _back_to_previous(self, target: dict[str, Any] | None) -> None:
+    def _back_to_previous(self, target: DesiredModel | None) -> None:
         """Instant rollback: the previous model is still loaded (or on disk after a restart)."""
         st = self.state
         prev, cur = st.previous, st.active
-        left = (
-            {"name": cur.name, "version": cur.version, "rollout_id": cur.rollout_id}
-            if cur
-            else None
-        )
+        left = Installed(cur.name, cur.version, cur.folder, None, cur.rollout_id) if cur else None
         if prev is None:
             old = self.holder.swap(None)
             if old is not None:
@@ -240,7 +233,7 @@ class ModelAgent:
                     return
             self.previous_backend = None
             self._swap(backend, f"cloud:{prev.name}:{prev.version}", keep=self.holder.backend)
-            prev.rollout_id = target.get("rollout_id") if target else None
+            prev.rollout_id = target.rollout_id if target else None
             st.active, st.previous = prev, cur
         self._save()
         if left is not None:
@@ -282,10 +275,14 @@ class ModelAgent:
 
     # --- reports ---------------------------------------------------------------------------
     def report(
-        self, t: dict[str, Any], phase: str, detail: str | None, metrics: dict[str, float]
+        self,
+        t: DesiredModel | Installed,
+        phase: str,
+        detail: str | None,
+        metrics: dict[str, float],
     ) -> None:
         data = ModelStatusData.model_validate(
-            {"rollout_id": t.get("rollout_id"), "model": t["name"], "version": t["version"],
+            {"rollout_id": t.rollout_id, "model": t.name, "version": t.version,
              "phase": phase, "detail": detail, "metrics": metrics}
         )  # fmt: skip
         event = model_status_event(self.s.node_id, data)
@@ -303,10 +300,12 @@ class ModelAgent:
 
 
 def maybe_start(
-    holder: ModelHolder, publish: Publish | None, inference_settings: Any
+    settings: ModelAgentSettings,
+    holder: ModelHolder,
+    publish: Publish | None,
+    inference_settings: Any,
 ) -> ModelAgent | None:
     """Start a model agent when the cloud URL and node token are set (else None)."""
-    settings = ModelAgentSettings()
     if not settings.enabled:
         return None
     agent = ModelAgent(settings, holder, publish, inference_settings)

@@ -1,8 +1,9 @@
-"""The bridge's fast envelope check never disagrees with pydantic's ``EnvelopeHeader``.
+"""The fast event checks never disagree with their reference (``core.wire.validate``).
 
 Whatever ``fast_header`` accepts, pydantic accepts with the same event id, type, node and
-device; and the router's records (topic, key, value, headers, dead-letter reason) are the same
-with and without the fast path, over a corpus of valid envelopes and mutations of them.
+device; ``check_message`` and ``check_message_reference`` give the same events (as JSON) and
+dead letters (reason, ids, payload as JSON) over a corpus of valid envelopes and mutations of
+them, sent alone and in arrays as the edge outbox writes them (and as other writers might).
 """
 
 from __future__ import annotations
@@ -16,8 +17,14 @@ import pytest
 from pydantic import ValidationError
 
 from edgecloud.core.events import EnvelopeHeader
-from edgecloud.sync import route as route_mod
-from edgecloud.sync.route import Router, fast_header
+from edgecloud.core.wire import DeadLetter, validate
+from edgecloud.core.wire.validate import (
+    Checked,
+    check_message,
+    check_message_reference,
+    fast_header,
+)
+from edgecloud.sync.route import Router
 
 NODE = "edge-a"
 
@@ -109,16 +116,89 @@ def test_fast_header_accepts_only_what_pydantic_accepts_with_equal_values() -> N
             assert fast == _pydantic(payload), payload
 
 
+def _json(raw: bytes) -> object:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _summary(out: list[Checked]) -> list[tuple[object, ...]]:
+    return [
+        ("dead", c.reason, c.event_id, c.node_id, _json(c.payload))
+        if isinstance(c, DeadLetter)
+        else ("ok", c.event_id, c.type, c.node_id, c.device_id, _json(c.raw))
+        for c in out
+    ]
+
+
+def _arrays() -> list[bytes]:
+    """Compact arrays of corpus items (what the outbox writes), some with a spaced one."""
+    rng = random.Random(20261203)
+    items = [p for p in CORPUS if p[:1] == b"{" and p.endswith(b"}")]
+    out = []
+    for _ in range(150):
+        part = rng.sample(items, rng.randrange(1, 8))
+        compact = []
+        for p in part:
+            try:
+                compact.append(json.dumps(json.loads(p), separators=(",", ":")).encode())
+            except ValueError:
+                compact.append(p)
+        out.append(b"[" + b",".join(compact) + b"]")
+        out.append(b"[" + b", ".join(part) + b"]")
+    return out
+
+
+ARRAYS = _arrays()
+
+
 @pytest.mark.parametrize("etype", ["reading", "heartbeat", "model_status"])
-def test_router_records_equal_with_and_without_the_fast_path(
-    monkeypatch: pytest.MonkeyPatch, etype: str
-) -> None:
-    router = Router("p.")
+def test_check_message_equals_its_reference(etype: str) -> None:
     topic = f"edgecloud/{NODE}/events/{etype}"
-    with_fast = [router.route(topic, p) for p in CORPUS]
-    monkeypatch.setattr(route_mod, "fast_header", lambda _p: None)
-    without = [router.route(topic, p) for p in CORPUS]
-    for payload, a, b in zip(CORPUS, with_fast, without, strict=True):
+    for payload in CORPUS + ARRAYS:
+        fast = check_message(topic, NODE, etype, payload)
+        ref = check_message_reference(topic, NODE, etype, payload)
+        assert _summary(fast) == _summary(ref), payload
+
+
+def test_outbox_arrays_go_out_as_their_slices() -> None:
+    rng = random.Random(7)
+    events = [_valid(rng) for _ in range(600)]
+    readings = [
+        json.dumps(e, separators=(",", ":")).encode() for e in events if e["type"] == "reading"
+    ]
+    payload = b"[" + b",".join(readings) + b"]"
+    out = check_message(f"edgecloud/{NODE}/events/reading", NODE, "reading", payload)
+    assert [c.raw for c in out if not isinstance(c, DeadLetter)] == readings
+
+
+def test_arrays_exercise_the_cut() -> None:
+    """Compact arrays are cut into their exact slices; spaced ones are checked whole."""
+    compact, spaced = ARRAYS[::2], ARRAYS[1::2]
+    cut = [p for p in compact if validate._cut(p) is not None]
+    assert len(cut) > 40
+    assert all(validate._cut(p) is None for p in spaced if b"}, {" in p)
+    topic = f"edgecloud/{NODE}/events/reading"
+    forwarded = [
+        c.raw
+        for p in cut
+        for c in check_message(topic, NODE, "reading", p)
+        if not isinstance(c, DeadLetter)
+    ]
+    assert len(forwarded) > 5
+    assert all(any(raw in p for p in cut) for raw in forwarded)
+
+
+@pytest.mark.parametrize("etype", ["reading", "heartbeat", "model_status"])
+def test_router_records_equal_with_the_reference(etype: str) -> None:
+    """Single events: the same records byte for byte (a single event keeps its bytes)."""
+    router = Router("p.")
+    reference = Router("p.")
+    reference.check = check_message_reference
+    topic = f"edgecloud/{NODE}/events/{etype}"
+    for payload in CORPUS:
+        a, b = router.route(topic, payload), reference.route(topic, payload)
         assert [(r.topic, r.key, r.value, r.headers) for r in a] == [
             (r.topic, r.key, r.value, r.headers) for r in b
         ], payload
