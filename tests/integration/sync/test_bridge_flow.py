@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.request import urlopen
@@ -14,37 +13,20 @@ from edgecloud.adapters.kafka import read_topics
 from edgecloud.adapters.mqtt import MqttConfig, Publisher, make_publisher
 from edgecloud.bench.bridge import all_topics
 from edgecloud.core.topics import events_topic, kafka_dead_letter_topic, kafka_topic
-from edgecloud.dev.process import free_port, wait_until
+from edgecloud.dev.process import wait_until
 from edgecloud.dev.stack import Infra
 from edgecloud.sync.bridge import Bridge
-from edgecloud.sync.settings import BridgeSettings
 from edgecloud.testing.tally import Tally, device_name, expected_ids, reading_payload, stream
+from helpers.bridge import bridge_thread
 
 
 @pytest.fixture
 def running(stack: Infra, kafka_prefix: str, unique_id: str, tmp_path: Path) -> Iterator[Bridge]:
-    user, pw = stack.mqtt_account("bridge")
-    settings = BridgeSettings(
-        node_id=f"n{unique_id}",
-        mqtt_url=stack.mqtt_url,
-        mqtt_username=user,
-        mqtt_password=pw,
-        mqtt_client_id=f"bridge-{unique_id}",
-        **stack.kafka_client("bridge").settings(),
-        kafka_topic_prefix=kafka_prefix,
-        spool_dir=tmp_path / "spool",
-        bridge_http_port=free_port(),
+    with bridge_thread(
+        stack, kafka_prefix, unique_id, tmp_path, kafka_principal="bridge",
         heartbeat_interval_s=0.5,
-    )
-    stop = threading.Event()
-    bridge = Bridge(settings, stop)
-    thread = threading.Thread(target=bridge.run, daemon=True)
-    thread.start()
-    wait_until(lambda: bridge.subscriber is not None, 30, "bridge subscribed")
-    yield bridge
-    stop.set()
-    thread.join(30)
-    assert not thread.is_alive()
+    ) as (bridge, _thread):  # fmt: skip
+        yield bridge
 
 
 def publisher(stack: Infra) -> Publisher:

@@ -8,7 +8,6 @@ the events stay in its spool.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,40 +15,23 @@ import pytest
 
 from edgecloud.adapters.mqtt import MqttConfig, make_publisher
 from edgecloud.core.topics import events_topic
-from edgecloud.dev.process import free_port, wait_until
+from edgecloud.dev.process import wait_until
 from edgecloud.dev.stack import Infra
 from edgecloud.sync.bridge import Bridge
-from edgecloud.sync.settings import BridgeSettings
 from edgecloud.testing.tally import reading_payload, stream
+from helpers.bridge import bridge_thread
 
 
 @pytest.fixture
 def refused(stack: Infra, kafka_prefix: str, unique_id: str, tmp_path: Path) -> Iterator[Bridge]:
     if not stack.kafka_client().sasl:
         pytest.skip("an external Kafka without SASL")
-    user, pw = stack.mqtt_account("bridge")
-    settings = BridgeSettings(
-        node_id=f"n{unique_id}",
-        mqtt_url=stack.mqtt_url,
-        mqtt_username=user,
-        mqtt_password=pw,
-        mqtt_client_id=f"bridge-{unique_id}",
-        **stack.kafka_client("worker").settings(),  # a principal with no write ACL
-        kafka_topic_prefix=kafka_prefix,
-        spool_dir=tmp_path / "spool",
-        bridge_http_port=free_port(),
+    with bridge_thread(
+        stack, kafka_prefix, unique_id, tmp_path, kafka_principal="worker",  # no write ACL
         heartbeat_interval_s=60.0,
-    )
-    stop = threading.Event()
-    bridge = Bridge(settings, stop)
-    thread = threading.Thread(target=bridge.run, daemon=True)
-    thread.start()
-    wait_until(lambda: bridge.subscriber is not None, 30, "bridge subscribed")
-    yield bridge
-    assert thread.is_alive(), "the bridge died of Kafka's refusal"
-    stop.set()
-    thread.join(30)
-    assert not thread.is_alive()
+    ) as (bridge, thread):  # fmt: skip
+        yield bridge
+        assert thread.is_alive(), "the bridge died of Kafka's refusal"
 
 
 def test_refused_producer_id_rebuilds_and_keeps_the_events(stack: Infra, refused: Bridge) -> None:
