@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 import time
 from collections.abc import Iterable, Iterator
@@ -25,6 +26,22 @@ def paced(items: Iterable[T], rate: float | None, slack_s: float = 0.001) -> Ite
             if delay > slack_s:
                 time.sleep(delay)
         yield item
+
+
+def cloud_env(database_url: str, registry_dir: Path, tick_s: float, **extra: str) -> dict[str, str]:
+    """The environment of a benchmark's own cloud API (and worker): this process's, less every
+    ``EDGECLOUD_`` variable, plus the database, registry, rollout tick and ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGECLOUD_")}
+    env.update(
+        {
+            "EDGECLOUD_DATABASE_URL": database_url,
+            "EDGECLOUD_REGISTRY_DIR": str(registry_dir),
+            "EDGECLOUD_ROLLOUT_TICK_S": str(tick_s),
+            "EDGECLOUD_LOG_LEVEL": "WARNING",
+            **extra,
+        }
+    )
+    return env
 
 
 def percentile(samples: list[float], q: float) -> float:

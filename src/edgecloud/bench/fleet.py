@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from edgecloud.adapters.kafka import KafkaProducer, ensure_topics, producer_config
-from edgecloud.bench.common import BenchResult, percentile
+from edgecloud.bench.common import BenchResult, cloud_env, percentile
 from edgecloud.bench.rollout import Sampler, proc_cpu_s
 from edgecloud.bench.rollout_models import linear_bundle
 from edgecloud.cloud import auth
@@ -249,19 +249,15 @@ def one_size(infra: Infra, n: int, opts: Options, say: Callable[[str], None]) ->
     ensure_topics(infra.kafka_client(), [*topics, kafka_dead_letter_topic(prefix)], partitions=3)
     port = process.free_port()
     api_url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGECLOUD_")}
-    env.update(
-        {
-            "EDGECLOUD_DATABASE_URL": db,
-            "EDGECLOUD_REGISTRY_DIR": str(work / "registry"),
-            "EDGECLOUD_ROLLOUT_TICK_S": "1.0",
-            "EDGECLOUD_LOG_LEVEL": "WARNING",
-            **infra.kafka_client("worker").env(),
-            "EDGECLOUD_KAFKA_TOPIC_PREFIX": prefix,
-            "EDGECLOUD_KAFKA_GROUP_ID": f"{DEFAULT_GROUP_ID}-fleet-{tag}",  # the worker's groups
-            "EDGECLOUD_API_MAX_CONNECTIONS": str(n + 1000),  # every node holds one long-poll
-            "EDGECLOUD_API_DB_POOL": os.environ.get("EDGECLOUD_API_DB_POOL", "10"),
-        }
+    env = cloud_env(
+        db,
+        work / "registry",
+        1.0,
+        **infra.kafka_client("worker").env(),
+        EDGECLOUD_KAFKA_TOPIC_PREFIX=prefix,
+        EDGECLOUD_KAFKA_GROUP_ID=f"{DEFAULT_GROUP_ID}-fleet-{tag}",  # the worker's groups
+        EDGECLOUD_API_MAX_CONNECTIONS=str(n + 1000),  # every node holds one long-poll
+        EDGECLOUD_API_DB_POOL=os.environ.get("EDGECLOUD_API_DB_POOL", "10"),
     )
     api, worker = start_cloud(work, env, port)
     labels = {"fleet": tag}

@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 from sqlmodel import Session
 
-from edgecloud.bench.common import BenchResult, percentile
+from edgecloud.bench.common import BenchResult, cloud_env, percentile
 from edgecloud.bench.rollout_models import linear_bundle
 from edgecloud.cloud import auth
 from edgecloud.cloud.db import Node, make_engine
@@ -159,15 +159,7 @@ def run(infra: Infra, nodes: int = 50, waves: tuple[int, ...] = (10, 50, 100)) -
     db = infra.create_database(f"bench_rollout_{tag}")
     port = free_port()
     api = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGECLOUD_")}
-    env.update(
-        {
-            "EDGECLOUD_DATABASE_URL": db,
-            "EDGECLOUD_REGISTRY_DIR": str(work / "registry"),
-            "EDGECLOUD_ROLLOUT_TICK_S": "0.2",
-            "EDGECLOUD_LOG_LEVEL": "WARNING",
-        }
-    )
+    env = cloud_env(db, work / "registry", 0.2)
     work.mkdir(parents=True)
     log = (work / "cloud.log").open("ab")
     cloud = subprocess.Popen(

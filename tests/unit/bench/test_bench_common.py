@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from edgecloud.bench import common
-from edgecloud.bench.common import paced, percentile
+from edgecloud.bench.common import cloud_env, paced, percentile
 
 
 class FakeClock:
@@ -70,3 +72,21 @@ def test_percentile_exact_ranks_for_other_sizes(n: int) -> None:
     assert percentile(samples, 99) == n * 99 / 100
     assert percentile(samples, 50) == n / 2
     assert percentile(samples, 0) == 1.0
+
+
+def test_cloud_env_drops_the_callers_edgecloud_settings_and_sets_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EDGECLOUD_API_TOKEN", "from-the-caller")
+    monkeypatch.setenv("EDGECLOUD_ROLLOUT_TICK_S", "9")
+    monkeypatch.setenv("KEEP_ME", "1")
+    env = cloud_env("postgresql+psycopg://x/db", Path("/r"), 0.2, EDGECLOUD_API_DB_POOL="7")
+    assert "EDGECLOUD_API_TOKEN" not in env
+    assert env["KEEP_ME"] == "1"
+    assert {k: v for k, v in env.items() if k.startswith("EDGECLOUD_")} == {
+        "EDGECLOUD_DATABASE_URL": "postgresql+psycopg://x/db",
+        "EDGECLOUD_REGISTRY_DIR": "/r",
+        "EDGECLOUD_ROLLOUT_TICK_S": "0.2",
+        "EDGECLOUD_LOG_LEVEL": "WARNING",
+        "EDGECLOUD_API_DB_POOL": "7",
+    }
