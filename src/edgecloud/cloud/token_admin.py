@@ -5,11 +5,24 @@ never opens the database on its own; ``POST /api/v1/tokens`` is the same over HT
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlmodel import Session, col, select
 
 from edgecloud.cloud import auth
 from edgecloud.cloud.db import ApiToken, make_engine
+
+
+@contextmanager
+def _session(database_url: str, expire_on_commit: bool = True) -> Iterator[Session]:
+    """One session on an engine of its own, disposed of when the block ends (a CLI call)."""
+    engine = make_engine(database_url)
+    try:
+        with Session(engine, expire_on_commit=expire_on_commit) as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def create(
@@ -20,27 +33,15 @@ def create(
         from edgecloud.cloud.migrations import migrate as run_migrate
 
         run_migrate(database_url)
-    engine = make_engine(database_url)
-    try:
-        with Session(engine, expire_on_commit=False) as session:
-            return auth.create_token(session, scope, name, node_id)  # type: ignore[arg-type]
-    finally:
-        engine.dispose()
+    with _session(database_url, expire_on_commit=False) as session:
+        return auth.create_token(session, scope, name, node_id)  # type: ignore[arg-type]
 
 
 def listing(database_url: str) -> list[ApiToken]:
-    engine = make_engine(database_url)
-    try:
-        with Session(engine) as session:
-            return list(session.exec(select(ApiToken).order_by(col(ApiToken.created_at))).all())
-    finally:
-        engine.dispose()
+    with _session(database_url) as session:
+        return list(session.exec(select(ApiToken).order_by(col(ApiToken.created_at))).all())
 
 
 def revoke(database_url: str, token_id: uuid.UUID) -> bool:
-    engine = make_engine(database_url)
-    try:
-        with Session(engine) as session:
-            return auth.revoke_token(session, token_id)
-    finally:
-        engine.dispose()
+    with _session(database_url) as session:
+        return auth.revoke_token(session, token_id)
