@@ -14,6 +14,7 @@ from edgecloud.core.settings import (
     DatabaseSettings,
     KafkaSettings,
     MqttSettings,
+    mqtt_client_options,
     parse_labels,
 )
 
@@ -112,3 +113,41 @@ def test_labels() -> None:
     assert parse_labels({"x": "y"}) == {"x": "y"}
     with pytest.raises(ConfigError):
         parse_labels("site")
+
+
+def test_tools_read_the_mqtt_client_settings_and_the_adapter_reads_no_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from edgecloud.adapters.mqtt import MqttConfig
+
+    monkeypatch.setenv("EDGECLOUD_MQTT_CLIENT", "paho")
+    monkeypatch.setenv("EDGECLOUD_MQTT_SESSION_EXPIRY_S", "321")
+    assert mqtt_client_options() == {"client": "paho", "session_expiry_s": 321}
+    assert MqttSettings().client_options() == {"client": "paho", "session_expiry_s": 321}
+    # the adapter's defaults are constants: only what it is given counts
+    plain = MqttConfig.from_url("mqtt://h:1")
+    assert (plain.client, plain.session_expiry_s) == ("native", 7 * 24 * 3600)
+    given = MqttConfig.from_url("mqtt://h:1", **mqtt_client_options())
+    assert (given.client, given.session_expiry_s) == ("paho", 321)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("EDGECLOUD_MQTT_CLIENT", "mosquitto"), ("EDGECLOUD_MQTT_SESSION_EXPIRY_S", "0"),
+     ("EDGECLOUD_MQTT_SESSION_EXPIRY_S", "soon")],
+)  # fmt: skip
+def test_a_bad_mqtt_client_setting_is_a_config_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=name):
+        mqtt_client_options()
+
+
+def test_the_adapter_refuses_a_bad_client_or_expiry() -> None:
+    from edgecloud.adapters.mqtt import MqttConfig
+
+    with pytest.raises(ConfigError, match="client"):
+        MqttConfig(client="mosquitto")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="expiry"):
+        MqttConfig(session_expiry_s=0)

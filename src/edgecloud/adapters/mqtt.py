@@ -2,7 +2,9 @@
 imports paho), and the choice between it and edgecloud's native client (``mqtt_native``).
 
 ``make_subscriber(...)`` / ``make_publisher(...)`` build the implementation that
-``MqttConfig.client`` names: ``native`` (the default; ``EDGECLOUD_MQTT_CLIENT``) or ``paho``.
+``MqttConfig.client`` names: ``native`` (the default) or ``paho``. The adapter reads no
+environment: roles pass their settings' ``mqtt_client`` / ``mqtt_session_expiry_s``, tools
+``core.settings.mqtt_client_options()``.
 Both behave the same way:
 
 A subscriber hands each inbound QoS 1 message to the caller together with an ``ack``; the
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
 import socket
 import ssl
@@ -44,26 +45,6 @@ RECEIVE_MAXIMUM = 65_535
 CLIENTS = ("native", "paho")
 
 
-def _default_client() -> Literal["native", "paho"]:
-    value = os.environ.get("EDGECLOUD_MQTT_CLIENT", "native").strip().lower() or "native"
-    if value not in CLIENTS:
-        raise ConfigError(
-            f"EDGECLOUD_MQTT_CLIENT must be one of {', '.join(CLIENTS)}, not {value!r}"
-        )
-    return value  # type: ignore[return-value]
-
-
-def _default_session_expiry() -> int:
-    raw = os.environ.get("EDGECLOUD_MQTT_SESSION_EXPIRY_S", "")
-    try:
-        value = int(raw) if raw.strip() else MQTT_SESSION_EXPIRY_S
-    except ValueError:
-        raise ConfigError(f"EDGECLOUD_MQTT_SESSION_EXPIRY_S must be seconds, not {raw!r}") from None
-    if not 0 < value <= 0xFFFFFFFF:
-        raise ConfigError("EDGECLOUD_MQTT_SESSION_EXPIRY_S must be between 1 and 4294967295")
-    return value
-
-
 @dataclass(frozen=True)
 class MqttConfig:
     host: str = "127.0.0.1"
@@ -76,10 +57,17 @@ class MqttConfig:
     key_file: str | None = None
     client_id: str | None = None
     keepalive_s: int = 30
-    # which implementation subscriber()/publisher() build; EDGECLOUD_MQTT_CLIENT by default
-    client: Literal["native", "paho"] = field(default_factory=_default_client)
+    # which implementation subscriber()/publisher() build
+    client: Literal["native", "paho"] = "native"
     # how long the broker keeps a subscriber's persistent session while it is away
-    session_expiry_s: int = field(default_factory=_default_session_expiry)
+    session_expiry_s: int = MQTT_SESSION_EXPIRY_S
+
+    def __post_init__(self) -> None:
+        if self.client not in CLIENTS:
+            names = ", ".join(CLIENTS)
+            raise ConfigError(f"MQTT client must be one of {names}, not {self.client!r}")
+        if not 0 < self.session_expiry_s <= 0xFFFFFFFF:
+            raise ConfigError("MQTT session expiry must be between 1 and 4294967295 seconds")
 
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> MqttConfig:

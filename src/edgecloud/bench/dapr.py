@@ -27,6 +27,7 @@ from typing import Any
 from edgecloud.adapters.dapr import DaprConfig, DaprSidecar
 from edgecloud.adapters.mqtt import MqttConfig, make_publisher, make_subscriber
 from edgecloud.bench.common import BenchResult, percentile
+from edgecloud.core.settings import mqtt_client_options
 from edgecloud.core.wire.encode import event_id_text, reading_event_text
 from edgecloud.dev.base import Ports
 from edgecloud.dev.dapr import Sidecar, SidecarPorts, SidecarSpec
@@ -51,7 +52,8 @@ class _Counter:
 
     def __init__(self, infra: Infra, topic: str) -> None:
         user, pw = infra.mqtt_account("admin")
-        cfg = MqttConfig(host=infra.mqtt_host, port=infra.mqtt_port, username=user, password=pw)
+        cfg = MqttConfig(host=infra.mqtt_host, port=infra.mqtt_port, username=user, password=pw,
+                         **mqtt_client_options())  # fmt: skip
         self.sub = make_subscriber(cfg, [topic], client_id=f"bench-dapr-{uuid.uuid4().hex[:8]}")
         self.seen: dict[str, int] = {}
         self._stop = threading.Event()
@@ -99,7 +101,8 @@ def run(messages: int, say: Callable[[str], None] = print) -> BenchResult:
         counter = _Counter(infra, topic)
         dapr = DaprSidecar(DaprConfig(spec.ports.http, spec.ports.grpc, timeout_s=30.0))
         user, pw = infra.mqtt_account("admin")
-        cfg = MqttConfig(host=infra.mqtt_host, port=infra.mqtt_port, username=user, password=pw)
+        cfg = MqttConfig(host=infra.mqtt_host, port=infra.mqtt_port, username=user, password=pw,
+                         **mqtt_client_options())  # fmt: skip
         pub = make_publisher(cfg, client_id=f"bench-native-{uuid.uuid4().hex[:8]}")
         try:
             car.wait_ready(car.start())

@@ -95,13 +95,15 @@ def one_run(
 ) -> BenchResult:
     from edgecloud.adapters.mqtt import MqttConfig, make_publisher
     from edgecloud.bench.bridge import paho_limit
+    from edgecloud.core.settings import mqtt_client_options
     from edgecloud.sim.publisher import SimulationConfig, run_simulation
 
     prefix = "e2e" + secrets.token_hex(3)
     creds = info["device_credentials"] or {}
     config = MqttConfig.from_url(
-        info["mqtt_url"], username=creds.get("username"), password=creds.get("password")
-    )
+        info["mqtt_url"], username=creds.get("username"), password=creds.get("password"),
+        **mqtt_client_options(),
+    )  # fmt: skip
     cfg = SimulationConfig(
         devices=devices, rate_hz=rate / devices, duration_s=duration, anomaly_rate=0.02,
         seed=int(time.time()) % 10_000, device_prefix=prefix,

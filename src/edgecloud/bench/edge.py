@@ -52,6 +52,7 @@ from edgecloud.adapters.mqtt import MqttConfig, make_publisher, make_subscriber
 from edgecloud.bench.blast import blast, prebuild
 from edgecloud.bench.common import BenchResult, percentile
 from edgecloud.core.gctune import tune_gc
+from edgecloud.core.settings import mqtt_client_options
 from edgecloud.testing.edge_process import AgentProcess, rss_mb
 
 log = logging.getLogger("edgecloud.bench.edge")
@@ -167,7 +168,8 @@ class EventCounter:
 
     def __init__(self, target: Target, node_id: str) -> None:
         user, pw = target.observer_account
-        cfg = MqttConfig(host=target.mqtt_host, port=target.mqtt_port, username=user, password=pw)
+        cfg = MqttConfig(host=target.mqtt_host, port=target.mqtt_port, username=user, password=pw,
+                         **mqtt_client_options())  # fmt: skip
         self.client_id = f"bench-ev-{uuid.uuid4().hex[:8]}"
         self._sub = make_subscriber(
             cfg, [f"edgecloud/{node_id}/events/reading"], client_id=self.client_id
@@ -212,7 +214,8 @@ def forget_session(target: Target, client_id: str) -> None:
     run's agent does not keep queueing everyone's telemetry there."""
     user, pw = target.agent_account
     pub = make_publisher(MqttConfig(host=target.mqtt_host, port=target.mqtt_port, username=user,
-                               password=pw), client_id=client_id)  # fmt: skip
+                               password=pw, **mqtt_client_options()),
+                         client_id=client_id)  # fmt: skip
     with contextlib.suppress(Exception):
         pub.start()
         pub.stop()

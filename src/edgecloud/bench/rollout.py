@@ -134,11 +134,12 @@ async def raw_downloads(api: str, token: str, url: str, n: int) -> float:
 
 def _traffic(infra: Infra, stop: threading.Event, devices: list[str]) -> None:
     from edgecloud.adapters.mqtt import MqttConfig, make_publisher
+    from edgecloud.core.settings import mqtt_client_options
 
     user, pw = infra.mqtt_account("admin")
-    pub = make_publisher(
-        MqttConfig(host=infra.mqtt_host, port=infra.mqtt_port, username=user, password=pw)
-    )
+    config = MqttConfig(host=infra.mqtt_host, port=infra.mqtt_port, username=user, password=pw,
+                        **mqtt_client_options())  # fmt: skip
+    pub = make_publisher(config)
     pub.start()
     seq = int(time.time() * 1000)
     while not stop.is_set():

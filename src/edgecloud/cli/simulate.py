@@ -51,6 +51,7 @@ def simulate(
             ca_file=ms.mqtt_ca_file,
             cert_file=ms.mqtt_cert_file,
             key_file=ms.mqtt_key_file,
+            **ms.client_options(),
         )
     except (ValidationError, EdgecloudError) as exc:
         settings_error(exc)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from edgecloud.core.errors import ConfigError
@@ -45,7 +45,41 @@ class BaseRoleSettings(BaseSettings):
 MQTT_SESSION_EXPIRY_S = 7 * 24 * 3600  # default persistent-session expiry (the MQTT adapter's too)
 
 
-class MqttSettings(BaseSettings):
+class MqttClientSettings(BaseSettings):
+    """Which MQTT client and how long a persistent session lasts: fields of every role's MQTT
+    settings, and read on their own (``mqtt_client_options``) by the tools that open MQTT
+    connections outside a role (bench, simulate, dev). The adapter itself reads no environment.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="EDGECLOUD_", extra="ignore")
+
+    mqtt_client: Literal["native", "paho"] = Field(
+        "native", description="MQTT client: edgecloud's native one, or paho"
+    )
+    mqtt_session_expiry_s: int = Field(
+        MQTT_SESSION_EXPIRY_S,
+        ge=1,
+        le=0xFFFFFFFF,
+        description="how long the broker keeps a subscriber's persistent session while it is away",
+    )
+
+    def client_options(self) -> dict[str, Any]:
+        """The ``MqttConfig`` keywords these settings give."""
+        return {"client": self.mqtt_client, "session_expiry_s": self.mqtt_session_expiry_s}
+
+
+def mqtt_client_options() -> dict[str, Any]:
+    """``MqttConfig`` keywords from ``EDGECLOUD_MQTT_CLIENT`` / ``EDGECLOUD_MQTT_SESSION_EXPIRY_S``
+    for a tool's connection; ``ConfigError`` naming the variable when one is invalid."""
+    try:
+        return MqttClientSettings().client_options()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "EDGECLOUD_" + str(first["loc"][0]).upper() if first["loc"] else "MQTT settings"
+        raise ConfigError(f"{name}: {first['msg']}") from None
+
+
+class MqttSettings(MqttClientSettings):
     model_config = SettingsConfigDict(env_prefix="EDGECLOUD_", extra="ignore")
 
     mqtt_url: str = Field("mqtt://127.0.0.1:11883", description="mqtt:// or mqtts:// URL")
@@ -56,15 +90,6 @@ class MqttSettings(BaseSettings):
     mqtt_key_file: str | None = Field(None, description="TLS client key")
     mqtt_client_id: str | None = Field(None, description="defaults to a name from role and node")
     mqtt_keepalive_s: int = Field(30, description="MQTT keepalive, seconds")
-    mqtt_client: Literal["native", "paho"] = Field(
-        "native", description="MQTT client: edgecloud's native one, or paho"
-    )
-    mqtt_session_expiry_s: int = Field(
-        MQTT_SESSION_EXPIRY_S,
-        ge=1,
-        le=0xFFFFFFFF,
-        description="how long the broker keeps a subscriber's persistent session while it is away",
-    )
 
     @field_validator("mqtt_url")
     @classmethod

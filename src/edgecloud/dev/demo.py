@@ -293,12 +293,14 @@ def simulate(
     With ``accounts`` (the registered devices' credentials) each device publishes with its
     own; else (an external broker) through ``device_credentials``."""
     from edgecloud.adapters.mqtt import MqttConfig, make_publisher
+    from edgecloud.core.settings import mqtt_client_options
     from edgecloud.sim.publisher import SimulationConfig, SimulationStats, run_simulation
 
     creds = info["device_credentials"] or {}
     config = MqttConfig.from_url(
-        info["mqtt_url"], username=creds.get("username"), password=creds.get("password")
-    )
+        info["mqtt_url"], username=creds.get("username"), password=creds.get("password"),
+        **mqtt_client_options(),
+    )  # fmt: skip
     progress = SimProgress()
     cfg = SimulationConfig(
         devices=devices, rate_hz=opts.rate_hz, duration_s=1200.0,

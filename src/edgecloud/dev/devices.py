@@ -153,10 +153,12 @@ class DevicePublishers:
 
     def __init__(self, mqtt_url: str, creds: dict[str, dict[str, Any]]) -> None:
         from edgecloud.adapters.mqtt import MqttConfig, make_publisher
+        from edgecloud.core.settings import mqtt_client_options
 
+        opts = mqtt_client_options()
         self._pubs = {
             device: make_publisher(
-                MqttConfig.from_url(mqtt_url, username=device, password=c["password"]),
+                MqttConfig.from_url(mqtt_url, username=device, password=c["password"], **opts),
                 client_id=device,
             )
             for device, c in creds.items()
