@@ -53,16 +53,18 @@ def api(flags: dict[str, Any]) -> None:
     from pydantic import ValidationError
 
     from edgecloud.cli._common import settings_error
-    from edgecloud.cloud.api.server import run
     from edgecloud.cloud.dapr_secrets import with_dapr_secrets
+    from edgecloud.cloud.main import api as main
     from edgecloud.core.errors import ConfigError
+    from edgecloud.core.logging import configure_logging
 
     try:
         settings = CloudSettings(**flags)
         settings = with_dapr_secrets(settings, flags)  # the store wins over the env (dapr.md)
     except (ValidationError, ConfigError) as exc:
         settings_error(exc)
-    run(settings, access_log=settings.api_access_log, run_migrations=settings.api_migrate)
+    configure_logging(settings.log_level, settings.log_format)
+    main(settings)
 
 
 @app.command("worker")
@@ -78,7 +80,7 @@ def worker(flags: dict[str, Any]) -> None:
 
     from edgecloud.cli._common import settings_error
     from edgecloud.cloud.dapr_secrets import with_dapr_secrets
-    from edgecloud.cloud.worker.service import run
+    from edgecloud.cloud.main import worker as main
     from edgecloud.core.errors import ConfigError, TransportError
     from edgecloud.core.logging import configure_logging
 
@@ -89,6 +91,6 @@ def worker(flags: dict[str, Any]) -> None:
         settings_error(exc)
     configure_logging(settings.log_level, settings.log_format)
     try:
-        run(settings)
+        main(settings)
     except (ConfigError, TransportError) as exc:
         settings_error(exc)

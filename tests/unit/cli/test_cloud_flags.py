@@ -98,3 +98,29 @@ def test_help_names_the_env_of_every_field() -> None:
             info = CloudSettings.model_fields[field]
             env = "OPENAI_" + field[7:].upper() if field.startswith("openai_") else field.upper()
             assert (env if env.startswith("OPENAI_") else "EDGECLOUD_" + env) in flat, (name, info)
+
+
+@pytest.mark.usefixtures("clean_env")
+@pytest.mark.parametrize(
+    ("name", "args", "expect"),
+    [
+        ("api", ["--port", "18402", "--no-migrate", "--no-access-log"],
+         {"api_port": 18402, "api_migrate": False, "api_access_log": False}),
+        ("worker", ["--batch-size", "55", "--no-migrate", "--group-id", "g-main"],
+         {"worker_batch_size": 55, "worker_migrate": False, "kafka_group_id": "g-main"}),
+    ],
+)  # fmt: skip
+def test_the_command_hands_its_tree_to_cloud_main(
+    monkeypatch: pytest.MonkeyPatch, name: str, args: list[str], expect: dict[str, Any]
+) -> None:
+    """The CLI builds the tree and calls ``cloud/main.py``'s function of that process, once."""
+    from typer.testing import CliRunner
+
+    import edgecloud.cloud.main as cloud_main
+
+    got: list[CloudSettings] = []
+    monkeypatch.setattr(cloud_main, name, got.append)
+    out = CliRunner().invoke(cli_app, ["cloud", name, *args])
+    assert out.exit_code == 0, out.output
+    assert len(got) == 1
+    assert {k: getattr(got[0], k) for k in expect} == expect

@@ -1,1 +1,1 @@
-"""The cloud Kafka worker (``edgecloud cloud worker``); see ``service.run``."""
+"""The cloud Kafka worker (``edgecloud cloud worker``); run by ``cloud/main.py:worker``."""

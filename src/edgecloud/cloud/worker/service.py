@@ -11,12 +11,10 @@ the LLM.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from types import FrameType
 
 from sqlalchemy.engine import Engine
 
@@ -24,15 +22,11 @@ from edgecloud.adapters.dapr import DaprConfig
 from edgecloud.adapters.kafka_consumer import BatchConsumer, RawMessage, ensure_topics
 from edgecloud.cloud.alerts import AlertSink
 from edgecloud.cloud.dapr_out import DaprMetrics, DaprOut
-from edgecloud.cloud.db import make_engine
-from edgecloud.cloud.escalation import EscalationRunner, publish_disabled
-from edgecloud.cloud.migrations import migrate
 from edgecloud.cloud.settings import CloudSettings
 from edgecloud.cloud.worker.decode import Decoded, decode
 from edgecloud.cloud.worker.metrics import WorkerMetrics
 from edgecloud.cloud.worker.store import Store, WriteResult
 from edgecloud.core.errors import TransportError
-from edgecloud.core.gctune import tune_gc
 from edgecloud.core.topics import kafka_dead_letter_topic, kafka_topic
 from edgecloud.core.trace import log_hop, sampled
 
@@ -191,42 +185,3 @@ def build_worker(settings: CloudSettings, engine: Engine, metrics: WorkerMetrics
         trace_sample=settings.trace_sample,
         alerts=alerts,
     )
-
-
-def run(settings: CloudSettings) -> None:
-    """``edgecloud cloud worker``: runs until SIGTERM / SIGINT."""
-    if settings.worker_migrate:
-        migrate(settings.database_url)
-    engine = make_engine(settings.database_url, pool_size=4)
-    metrics = WorkerMetrics()
-    if settings.worker_metrics_port is not None:
-        metrics.serve(settings.worker_metrics_port, settings.worker_metrics_host)
-        log.info("worker metrics", extra={"port": settings.worker_metrics_port})
-    escalation: EscalationRunner | None = None
-    if settings.escalation_enabled:
-        escalation = EscalationRunner(engine, settings, metrics)
-        escalation.start()
-    else:
-        publish_disabled(engine)
-        log.warning("escalation disabled: OPENAI_API_KEY is not set")
-    worker = build_worker(settings, engine, metrics)
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal received, finishing the batch", extra={"signal": signum})
-        worker.stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    tune_gc()
-    try:
-        worker.run()
-    except Exception:  # process edge: say why before the process ends
-        log.exception("worker failed")
-        raise
-    finally:
-        worker.consumer.close()
-        if worker.alerts is not None:
-            worker.alerts.stop()
-        if escalation is not None:
-            escalation.stop()
-        engine.dispose()
