@@ -37,7 +37,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edgecloud.core.errors import Backpressure, ConfigError, TransportError
-from edgecloud.core.settings import MQTT_SESSION_EXPIRY_S
+from edgecloud.core.settings import MQTT_SESSION_EXPIRY_S, MqttSettings
 
 log = logging.getLogger("edgecloud.mqtt")
 
@@ -87,6 +87,21 @@ class MqttConfig:
         if values.get("client") not in (None, *CLIENTS):
             raise ConfigError(f"MQTT client must be one of {', '.join(CLIENTS)}")
         return cls(**values)
+
+
+def config_from_settings(s: MqttSettings) -> MqttConfig:
+    """The broker connection a role's MQTT settings name (URL, account, TLS files, keepalive,
+    client and session expiry); the client id stays the caller's."""
+    return MqttConfig.from_url(
+        s.mqtt_url,
+        username=s.mqtt_username,
+        password=s.mqtt_password,
+        ca_file=s.mqtt_ca_file,
+        cert_file=s.mqtt_cert_file,
+        key_file=s.mqtt_key_file,
+        keepalive_s=s.mqtt_keepalive_s,
+        **s.client_options(),
+    )
 
 
 _PUBACK = 0x40

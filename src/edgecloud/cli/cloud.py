@@ -41,20 +41,13 @@ WORKER_NAMES = {
 }
 
 
-@app.command("api")
-@settings_command(CloudSettings, names=API_NAMES, skip=API_SKIP, panels=PANELS)
-def api(flags: dict[str, Any]) -> None:
-    """Run the cloud REST API and the dashboard (http://HOST:PORT/).
-
-    Every route but /healthz and the dashboard page needs a bearer token: create one with
-    `edgecloud token create --scope read`. Every option is a field of CloudSettings
-    (cloud/settings.py): a flag wins over its environment variable, which wins over the default.
-    """
+def _tree(flags: dict[str, Any]) -> CloudSettings:
+    """The settings tree from the given flags over Dapr secrets over the environment, with
+    logging configured from it; a bad value ends the command with its reason."""
     from pydantic import ValidationError
 
     from edgecloud.cli._common import settings_error
     from edgecloud.cloud.dapr_secrets import with_dapr_secrets
-    from edgecloud.cloud.main import api as main
     from edgecloud.core.errors import ConfigError
     from edgecloud.core.logging import configure_logging
 
@@ -64,7 +57,21 @@ def api(flags: dict[str, Any]) -> None:
     except (ValidationError, ConfigError) as exc:
         settings_error(exc)
     configure_logging(settings.log_level, settings.log_format)
-    main(settings)
+    return settings
+
+
+@app.command("api")
+@settings_command(CloudSettings, names=API_NAMES, skip=API_SKIP, panels=PANELS)
+def api(flags: dict[str, Any]) -> None:
+    """Run the cloud REST API and the dashboard (http://HOST:PORT/).
+
+    Every route but /healthz and the dashboard page needs a bearer token: create one with
+    `edgecloud token create --scope read`. Every option is a field of CloudSettings
+    (cloud/settings.py): a flag wins over its environment variable, which wins over the default.
+    """
+    from edgecloud.cloud.main import api as main
+
+    main(_tree(flags))
 
 
 @app.command("worker")
@@ -76,20 +83,11 @@ def worker(flags: dict[str, Any]) -> None:
     (escalation is off without a key). Every option is a field of CloudSettings
     (cloud/settings.py); see docs/cloud-worker.md.
     """
-    from pydantic import ValidationError
-
     from edgecloud.cli._common import settings_error
-    from edgecloud.cloud.dapr_secrets import with_dapr_secrets
     from edgecloud.cloud.main import worker as main
     from edgecloud.core.errors import ConfigError, TransportError
-    from edgecloud.core.logging import configure_logging
 
-    try:
-        settings = CloudSettings(**flags)
-        settings = with_dapr_secrets(settings, flags)  # the store wins over the env (dapr.md)
-    except (ValidationError, ConfigError) as exc:
-        settings_error(exc)
-    configure_logging(settings.log_level, settings.log_format)
+    settings = _tree(flags)
     try:
         main(settings)
     except (ConfigError, TransportError) as exc:

@@ -27,7 +27,12 @@ from typing import Any, TypeVar
 
 from sqlalchemy import exc as sa_exc
 
-from edgecloud.adapters.mqtt import InboundMessage, MqttConfig, make_publisher, make_subscriber
+from edgecloud.adapters.mqtt import (
+    InboundMessage,
+    config_from_settings,
+    make_publisher,
+    make_subscriber,
+)
 from edgecloud.core.errors import TransportError
 from edgecloud.core.events import HeartbeatData, InferenceResult, heartbeat_event
 from edgecloud.core.gctune import tune_gc
@@ -75,17 +80,7 @@ class Agent:
         self.ready = threading.Event()
         self.last_seqs: dict[str, int] = {}
         self.store = Store(settings.database_url)
-        cfg = MqttConfig.from_url(
-            settings.mqtt_url,
-            username=settings.mqtt_username,
-            password=settings.mqtt_password,
-            ca_file=settings.mqtt_ca_file,
-            cert_file=settings.mqtt_cert_file,
-            key_file=settings.mqtt_key_file,
-            keepalive_s=settings.mqtt_keepalive_s,
-            client=settings.mqtt_client,
-            session_expiry_s=settings.mqtt_session_expiry_s,
-        )
+        cfg = config_from_settings(settings)
         self.subscriber = make_subscriber(
             cfg, [TELEMETRY_SUBSCRIPTION], client_id=settings.client_id
         )

@@ -30,7 +30,13 @@ from edgecloud.adapters.kafka import (
     ensure_topics,
     producer_config,
 )
-from edgecloud.adapters.mqtt import InboundMessage, MqttConfig, Subscriber, make_subscriber
+from edgecloud.adapters.mqtt import (
+    InboundMessage,
+    MqttConfig,
+    Subscriber,
+    config_from_settings,
+    make_subscriber,
+)
 from edgecloud.core.errors import Backpressure, TransportError
 from edgecloud.core.events import HeartbeatData, heartbeat_event
 from edgecloud.core.gctune import tune_gc
@@ -298,18 +304,7 @@ class Bridge:
     # --- run ---------------------------------------------------------------------------
     def mqtt_config(self) -> MqttConfig:
         """The edge broker connection, from the settings tree alone."""
-        s = self.settings
-        return MqttConfig.from_url(
-            s.mqtt_url,
-            username=s.mqtt_username,
-            password=s.mqtt_password,
-            ca_file=s.mqtt_ca_file,
-            cert_file=s.mqtt_cert_file,
-            key_file=s.mqtt_key_file,
-            keepalive_s=s.mqtt_keepalive_s,
-            client=s.mqtt_client,
-            session_expiry_s=s.mqtt_session_expiry_s,
-        )
+        return config_from_settings(self.settings)
 
     def _connect(self) -> Subscriber:
         s = self.settings
