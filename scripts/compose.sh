@@ -53,7 +53,8 @@ write_edge() {
       mosquitto_passwd -b "$passwd" ${pair% *} "${pair#* }"
     done
   fi
-  printf '{"mqtt-url": "tcp://dapr-edge:%s@mosquitto:1883"}\n' "$dapr" >"$secrets/dapr-edge-secrets.json"
+  printf '{"mqtt-url": "tcp://dapr-edge:%s@mosquitto:1883", "config-connection-string": "postgresql://edgecloud:%s@postgres:5432/edge"}\n' \
+    "$dapr" "$db" >"$secrets/dapr-edge-secrets.json"
   readable "$passwd" "$secrets/edge-db-password" "$secrets/dapr-edge-secrets.json"
   local node_token=""
   [ -s "$secrets/node-token-$node" ] && node_token=$(cat "$secrets/node-token-$node")

@@ -4,8 +4,9 @@ project's own dockerd, with the images of ``make images`` and free host ports:
 ``mosquitto_pub`` publishes N readings into the edge compose's broker; the edge agent stores
 them and publishes events, the edge bridge forwards them over SASL/SCRAM to the cloud
 compose's Kafka, the worker stores them, and the cloud REST API returns N (per device, seqs
-equal to those sent, event ids unique). ``down`` + ``up`` of the cloud keeps them (named
-volumes); ``down`` leaves no container of either project."""
+equal to those sent, event ids unique). A row in the edge Postgres' ``dapr_configuration``
+becomes the agent's threshold through its Dapr sidecar. ``down`` + ``up`` of the cloud keeps
+them (named volumes); ``down`` leaves no container of either project."""
 
 from __future__ import annotations
 
@@ -117,6 +118,40 @@ def _readings(c: Compose, token: str, device: str) -> list[dict[str, object]]:
     return items
 
 
+def _agent_metric(c: Compose, name: str) -> float | None:
+    token = (c.secrets / "agent-http-token").read_text().strip()
+    r = httpx.get(
+        f"http://127.0.0.1:{c.agent_port}/metrics",
+        headers={"Authorization": f"Bearer {token}"}, timeout=10.0,
+    )  # fmt: skip
+    r.raise_for_status()
+    for line in r.text.splitlines():
+        if line.startswith(f"edgecloud_edge_{name} "):
+            return float(line.split()[1])
+    return None
+
+
+def _live_threshold(c: Compose) -> None:
+    """The agent's sidecar serves the edge-config store (configuration.postgresql on the
+    node's Postgres): a row written there is the agent's threshold, without a restart."""
+    sql = (
+        "INSERT INTO dapr_configuration (key, value, version) "
+        "VALUES ('edgecloud.threshold', '0.123', '1') ON CONFLICT (key) DO UPDATE "
+        "SET value = EXCLUDED.value, version = EXCLUDED.version"
+    )
+    password = (c.secrets / "edge-db-password").read_text().strip()
+    url = f"postgresql://edgecloud:{password}@127.0.0.1:5432/edge"  # TCP: the socket is peer-only
+    c("exec", "edge", "-T", "postgres", "psql", url, "-v", "ON_ERROR_STOP=1", "-c", sql)
+    try:
+        process.wait_until(
+            lambda: _agent_metric(c, "config_threshold") == 0.123, 120.0,
+            "the threshold row applied through the agent's sidecar", interval=1.0,
+        )  # fmt: skip
+    except Exception:
+        print(c.logs("edge"))
+        raise
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_compose_edge_to_cloud_nothing_lost(compose: Compose) -> None:
@@ -144,6 +179,8 @@ def test_compose_edge_to_cloud_nothing_lost(compose: Compose) -> None:
         assert sorted(int(str(r["seq"])) for r in rows) == list(range(1, PER_DEVICE + 1))
         ids.update(r["event_id"] for r in rows)
     assert len(ids) == DEVICES * PER_DEVICE, "event ids not unique"
+
+    _live_threshold(c)
 
     # named volumes: the cloud's data survives down + up (containers removed, volumes kept)
     c("down", "cloud")

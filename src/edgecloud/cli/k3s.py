@@ -96,6 +96,23 @@ def apply(
         str | None, typer.Option(help="--cloud: the cloud database (kept in the Secret)")
     ] = None,
     openai_api_key: Annotated[str | None, typer.Option(help="--cloud: kept in the Secret")] = None,
+    kafka_brokers: Annotated[
+        str | None,
+        typer.Option(help="--cloud: Kafka of the Dapr pub/sub (default kafka.kafka.svc:9092)"),
+    ] = None,
+    kafka_sasl_username: Annotated[
+        str | None, typer.Option(help="--cloud: SASL/SCRAM account of the Dapr pub/sub")
+    ] = None,
+    kafka_sasl_password: Annotated[
+        str | None, typer.Option(help="--cloud: its password (kept in the Secret)")
+    ] = None,
+    kafka_sasl_mechanism: Annotated[
+        str | None, typer.Option(help="--cloud: SHA-512 (default), SHA-256 or PLAINTEXT")
+    ] = None,
+    alert_webhook_url: Annotated[
+        str | None,
+        typer.Option(help="--cloud: the alert-webhook binding's URL (default: one that discards)"),
+    ] = None,
     dry_run: Annotated[bool, typer.Option(help="server-side dry run only")] = False,
 ) -> None:
     """Create or update the namespace, Secret, ConfigMaps and workloads (idempotent)."""
@@ -110,6 +127,14 @@ def apply(
         given["operator-public-keys"] = operator_public_keys.read_text()
     if cloud:
         given.update({"database-url": database_url or "", "openai-api-key": openai_api_key or ""})
+        dapr = {
+            "kafka-brokers": kafka_brokers,
+            "kafka-sasl-username": kafka_sasl_username,
+            "kafka-sasl-password": kafka_sasl_password,
+            "kafka-sasl-mechanism": kafka_sasl_mechanism,
+            "alert-webhook-url": alert_webhook_url,
+        }
+        given.update({k: v for k, v in dapr.items() if v})
     token = cloud_token or os.environ.get("EDGECLOUD_API_TOKEN")
     if cloud_url and not token:
         fail("--cloud-url needs --cloud-token (or EDGECLOUD_API_TOKEN)", code=2)

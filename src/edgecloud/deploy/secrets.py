@@ -1,7 +1,8 @@
 """The values of the ``edgecloud-edge`` / ``edgecloud-cloud`` Secrets (keys of k3s/README.md).
 
 A value already on the cluster is kept, one given by the operator wins, anything else is
-generated; derived values (Mosquitto's hashed password file, Dapr's MQTT URL) are rebuilt only
+generated; derived values (Mosquitto's hashed password file, Dapr's MQTT URL and the
+configuration store's connection string) are rebuilt only
 when a password they hold changed, so re-applying an unchanged node changes nothing.
 """
 
@@ -21,8 +22,24 @@ MQTT_ACCOUNTS = {
     "dapr-edge": "dapr-mqtt-password",
 }
 GENERATED = ("db-password", "node-token", "agent-http-token", *MQTT_ACCOUNTS.values())
-EDGE_KEYS = {*GENERATED, "operator-public-keys", "mosquitto-passwd", "dapr-mqtt-url"}
-CLOUD_KEYS = {"database-url", "openai-api-key"}
+EDGE_KEYS = {
+    *GENERATED,
+    "operator-public-keys",
+    "mosquitto-passwd",
+    "dapr-mqtt-url",
+    "dapr-config-connection-string",
+}
+# the cloud Dapr components' keys (k3s/cloud/dapr.yaml: cloud-pubsub, alert-webhook), defaults
+# for the in-cluster Kafka of k3s/cloud/config.yaml without SASL and a webhook that discards
+CLOUD_DAPR_DEFAULTS = {
+    "kafka-brokers": "kafka.kafka.svc:9092",
+    "kafka-auth-type": "none",
+    "kafka-sasl-username": "",
+    "kafka-sasl-password": "",
+    "kafka-sasl-mechanism": "SHA-512",
+    "alert-webhook-url": "http://127.0.0.1:9/alerts",
+}
+CLOUD_KEYS = {"database-url", "openai-api-key", *CLOUD_DAPR_DEFAULTS}
 # mosquitto_passwd's format: $7$ = PBKDF2-HMAC-SHA512, 101 iterations, 12-byte salt
 _ITERATIONS, _SALT_BYTES = 101, 12
 
@@ -62,6 +79,10 @@ def edge_secret(old: dict[str, str], given: dict[str, str]) -> dict[str, str]:
             f"{user}:{mosquitto_hash(data[key])}\n" for user, key in MQTT_ACCOUNTS.items()
         )
     data["dapr-mqtt-url"] = f"tcp://dapr-edge:{data['dapr-mqtt-password']}@mosquitto:1883"
+    # the edge-config store (configuration.postgresql) on the node's Postgres, libpq form
+    data["dapr-config-connection-string"] = (
+        f"postgresql://edgecloud:{data['db-password']}@postgres:5432/edge"
+    )
     return data
 
 
@@ -82,5 +103,21 @@ def cloud_secret(old: dict[str, str], given: dict[str, str]) -> dict[str, str]:
     if not data.get("database-url"):
         raise ValidationFailed(
             "missing_secret", "the cloud side needs --database-url (postgresql+psycopg://...)"
+        )
+    for key, default in CLOUD_DAPR_DEFAULTS.items():
+        data.setdefault(key, default)
+    if given.get("kafka-sasl-username") and "kafka-auth-type" not in given:
+        data["kafka-auth-type"] = "password"  # SASL credentials given: Dapr's SASL auth
+    if data["kafka-auth-type"] not in ("none", "password"):
+        raise ValidationFailed("bad_secret", "kafka-auth-type must be none or password")
+    if data["kafka-auth-type"] == "password" and not (
+        data["kafka-sasl-username"] and data["kafka-sasl-password"]
+    ):
+        raise ValidationFailed(
+            "missing_secret", "Kafka SASL needs --kafka-sasl-username and --kafka-sasl-password"
+        )
+    if data["kafka-sasl-mechanism"] not in ("SHA-512", "SHA-256", "PLAINTEXT"):
+        raise ValidationFailed(
+            "bad_secret", "--kafka-sasl-mechanism must be SHA-512, SHA-256 or PLAINTEXT"
         )
     return data

@@ -17,6 +17,11 @@ A value applies from the next batch. An empty value (or a row that was never the
 the manifest's / the environment's value. A bad value (not a number, out of range) is refused
 with one log line and counted in ``config_refused``; the previous value stays. Each applied
 change is counted in ``config_changes``; the effective values are gauges of ``/metrics``.
+
+The sidecar is not on the agent's durability path: when it goes away (stopped, ``kill -9``) the
+values in force stay, the outage is logged once and counted in ``config_watch_outages``, and the
+watch re-subscribes with a backoff; on its return the current values are read again, so a change
+made while the sidecar was down applies then.
 """
 
 from __future__ import annotations
@@ -94,6 +99,7 @@ class LiveConfig:
         """The subscription broke or could not open: logged once until it works again."""
         if not self._failing:
             self._failing = True
+            self.counters.add(config_watch_outages=1)
             log.warning(
                 "dapr configuration subscription failing; the values in force stay",
                 extra={"error": error},

@@ -40,6 +40,7 @@ class Counters:
     dapr_publish_failures: int = 0  # decisions the sidecar did not take (down, queue full)
     config_changes: int = 0  # live configuration values applied (edge/live_config.py)
     config_refused: int = 0  # live configuration values refused (not a number, out of range)
+    config_watch_outages: int = 0  # times the configuration subscription broke (sidecar down)
     dead_letter_reasons: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

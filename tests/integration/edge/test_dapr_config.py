@@ -150,3 +150,35 @@ def test_bad_values_are_refused_and_the_old_ones_stay(node: Node, devices: Devic
                          ("edgecloud.batch_window_ms", 3)):  # fmt: skip
         _set(node, key, "", version)
     wait_until(lambda: _metric(node, "config_batch_size") == 2000, 30.0, "defaults back")
+
+
+def test_the_watch_survives_a_sidecar_kill_and_reads_what_changed_meanwhile(
+    node: Node, devices: Devices
+) -> None:
+    """daprd killed with -9: the values in force stay, the outage is logged and counted once,
+    and on the sidecar's return the watch re-subscribes: the change made while it was down
+    applies, and so does the next one."""
+    device = f"kill-{uuid.uuid4().hex[:6]}"
+    _set(node, "edgecloud.threshold", "0.05", 10)
+    wait_until(lambda: _metric(node, "config_threshold") == 0.05, 30.0, "threshold applied")
+    outages = node.agent.counters()["config_watch_outages"]
+    node.sidecar.kill()
+    wait_until(
+        lambda: node.agent.counters()["config_watch_outages"] == outages + 1, 30.0, "outage seen"
+    )
+    assert _anomaly(node, devices, device, 0) is True  # ingest goes on, 0.05 still in force
+    _set(node, "edgecloud.threshold", "0.9", 11)  # changed while the sidecar is down
+    node.sidecar.wait_ready(node.sidecar.start())
+    wait_until(lambda: _metric(node, "config_threshold") == 0.9, 60.0, "change read on return")
+    assert _anomaly(node, devices, device, 1) is False
+    _set(node, "edgecloud.threshold", "0.05", 12)  # the new subscription carries changes
+    wait_until(lambda: _metric(node, "config_threshold") == 0.05, 30.0, "next change applied")
+    assert _anomaly(node, devices, device, 2) is True
+    assert node.agent.counters()["config_watch_outages"] == outages + 1
+    log = node.agent.tail(400_000)
+    assert log.count("dapr configuration subscription failing") == outages + 1
+    assert "dapr configuration subscribed again" in log
+    _set(node, "edgecloud.threshold", "", 13)
+    wait_until(
+        lambda: _metric(node, "config_threshold") == MANIFEST_THRESHOLD, 30.0, "threshold reset"
+    )

@@ -13,6 +13,7 @@ import pytest
 from edgecloud.core.errors import ValidationFailed
 from edgecloud.deploy import k3s
 from edgecloud.deploy.secrets import (
+    CLOUD_DAPR_DEFAULTS,
     MQTT_ACCOUNTS,
     cloud_secret,
     edge_secret,
@@ -40,6 +41,9 @@ def test_edge_secret_generates_once_and_keeps_what_is_there() -> None:
     assert first["dapr-mqtt-url"] == (
         f"tcp://dapr-edge:{first['dapr-mqtt-password']}@mosquitto:1883"
     )
+    assert first["dapr-config-connection-string"] == (
+        f"postgresql://edgecloud:{first['db-password']}@postgres:5432/edge"
+    )
     assert edge_secret(first, {}) == first  # a re-apply changes nothing, salt included
     second = edge_secret(first, {"bridge-mqtt-password": "new-bridge-password"})
     assert second["mosquitto-passwd"] != first["mosquitto-passwd"]
@@ -54,7 +58,59 @@ def test_cloud_secret_needs_a_database_url() -> None:
     with pytest.raises(ValidationFailed, match="--database-url"):
         cloud_secret({}, {})
     kept = cloud_secret({"database-url": "postgresql+psycopg://a@b/c"}, {"openai-api-key": ""})
-    assert kept == {"database-url": "postgresql+psycopg://a@b/c"}
+    assert kept == {"database-url": "postgresql+psycopg://a@b/c", **CLOUD_DAPR_DEFAULTS}
+
+
+def test_cloud_secret_holds_every_key_the_cloud_dapr_components_name() -> None:
+    import yaml
+
+    ROOT = Path(__file__).resolve().parents[3]
+
+    refs = {
+        item["secretKeyRef"]["key"]
+        for doc in yaml.safe_load_all((ROOT / "k3s" / "cloud" / "dapr.yaml").read_text())
+        if doc and doc["kind"] == "Component"
+        for item in doc["spec"]["metadata"]
+        if "secretKeyRef" in item
+    }
+    data = cloud_secret({}, {"database-url": "postgresql+psycopg://a@b/c"})
+    assert refs and refs <= set(data), sorted(refs - set(data))
+    sasl = cloud_secret(
+        data, {"kafka-sasl-username": "dapr", "kafka-sasl-password": "pw", "kafka-brokers": "k:9"}
+    )
+    assert (sasl["kafka-auth-type"], sasl["kafka-brokers"], sasl["database-url"]) == (
+        "password", "k:9", "postgresql+psycopg://a@b/c"
+    )  # fmt: skip
+    assert cloud_secret(sasl, {}) == sasl  # a re-apply keeps what is there
+    with pytest.raises(ValidationFailed, match="password"):
+        cloud_secret(data, {"kafka-sasl-username": "dapr"})
+    with pytest.raises(ValidationFailed, match="mechanism"):
+        cloud_secret(data, {"kafka-sasl-mechanism": "MD5"})
+
+
+def test_edge_secret_holds_every_key_the_edge_dapr_components_name() -> None:
+    import yaml
+
+    ROOT = Path(__file__).resolve().parents[3]
+
+    docs = list(yaml.safe_load_all((ROOT / "k3s" / "edge" / "dapr.yaml").read_text()))
+    components = {d["metadata"]["name"]: d for d in docs if d and d["kind"] == "Component"}
+    # the same components as the repo's own folders (deploy/dapr/edge, deploy/dapr/edge-config)
+    local = {
+        d["metadata"]["name"]
+        for folder in ("edge", "edge-config")
+        for f in sorted((ROOT / "deploy" / "dapr" / folder).glob("*.yaml"))
+        for d in yaml.safe_load_all(f.read_text())
+        if d and d["spec"]["type"].split(".")[0] != "secretstores"
+    }
+    assert set(components) == local
+    refs = {
+        item["secretKeyRef"]["key"]
+        for d in components.values()
+        for item in d["spec"]["metadata"]
+        if "secretKeyRef" in item
+    }
+    assert refs <= set(edge_secret({}, {})), sorted(refs - set(edge_secret({}, {})))
 
 
 @pytest.mark.parametrize("node", ["Edge-1", "edge_1", "-edge", "edge-", "", "a" * 49, "a.b"])
