@@ -190,10 +190,11 @@ class ConfigurationWatch:
                 return
             responses = iter(stream)
             first = next(responses)  # the subscription id: changes from here on reach us
+            # no metadata here: configuration.postgresql turns each metadata pair of a Get into
+            # "AND $k = $v" of its query ('pgNotifyChannel' = 'edgecloud_config' is never
+            # true), so a Get with the subscription's metadata reads no row at all
             current = stub.GetConfiguration(
-                api_v1.GetConfigurationRequest(
-                    store_name=self.store, keys=self.keys, metadata=self.metadata
-                ),
+                api_v1.GetConfigurationRequest(store_name=self.store, keys=self.keys),
                 timeout=self.config.timeout_s,
             )
             self.connected.set()

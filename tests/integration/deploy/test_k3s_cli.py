@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -116,8 +117,21 @@ def test_cloud_side(dapr_crds: KubeCluster) -> None:
     code, out = run("apply", "--cloud", "--kubeconfig", kc)
     assert code == 1 and "--database-url" in out
     url = "postgresql+psycopg://edgecloud:pw@db:5432/cloud"
-    code, out = run("apply", "--cloud", "--database-url", url, "--kubeconfig", kc)
+    dapr = ["--kafka-brokers", "kafka.kafka.svc:9094", "--kafka-sasl-username", "dapr",
+            "--kafka-sasl-password", "s3cret", "--alert-webhook-url", "http://hook/a"]  # fmt: skip
+    code, out = run("apply", "--cloud", "--database-url", url, "--kubeconfig", kc, *dapr)
     assert code == 0, out
+    secret = Kube(dapr_crds.kubeconfig).get("v1", "Secret", "edgecloud-cloud", "edgecloud-cloud")
+    assert secret is not None
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert {k: data[k] for k in ("kafka-brokers", "kafka-auth-type", "kafka-sasl-username",
+                                 "kafka-sasl-password", "kafka-sasl-mechanism",
+                                 "alert-webhook-url", "database-url")} == {
+        "kafka-brokers": "kafka.kafka.svc:9094", "kafka-auth-type": "password",
+        "kafka-sasl-username": "dapr", "kafka-sasl-password": "s3cret",
+        "kafka-sasl-mechanism": "SHA-512", "alert-webhook-url": "http://hook/a",
+        "database-url": url,
+    }  # fmt: skip
     code, out = run("status", "--cloud", "--kubeconfig", kc, "--json")
     assert {r["name"] for r in json.loads(out)["workloads"]} == {"cloud-api", "cloud-worker"}
     code, out = run("delete", "--cloud", "--kubeconfig", kc)
