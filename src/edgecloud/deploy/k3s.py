@@ -108,6 +108,9 @@ def render(target: Target, secret: Manifest, folder: Path | None = None) -> list
             labels["edgecloud.io/node-id"] = target.node
         if doc["kind"] != "Namespace":
             meta["namespace"] = target.namespace
+        for subject in doc.get("subjects") or []:  # RoleBinding: the service account's namespace
+            if subject.get("kind") == "ServiceAccount":
+                subject["namespace"] = target.namespace
         if target.node:
             _node_specific(doc, target)
     return out

@@ -71,6 +71,18 @@ def test_apply_is_idempotent_status_shows_workloads_delete_removes_all(
     )
     managers = {m["manager"] for m in agent["metadata"]["managedFields"]}
     assert managers == {"edgecloud"}
+    assert agent["spec"]["template"]["spec"]["serviceAccountName"] == "edgecloud-dapr"
+    # the sidecar's secretstores.kubernetes: its service account gets that one Secret, no other
+    sa = f"--as=system:serviceaccount:{target.namespace}:edgecloud-dapr"
+    ns = f"--namespace={target.namespace}"
+
+    def can(*what: str) -> str:
+        return kubectl(dapr_crds, "auth", "can-i", sa, ns, *what, check=False).stdout.strip()
+
+    assert can("get", "secret/edgecloud-edge") == "yes"
+    assert can("get", "secret/other") == "no"
+    assert can("list", "secrets") == "no"
+    assert can("get", "secret/edgecloud-edge", "--namespace=default") == "no"
 
     code, out = run(
         "apply", "--node", "edge-1", "--labels", "site=berlin,zone=b", "--kubeconfig", kc
