@@ -31,7 +31,7 @@ fi
 # one private stack per side, each started by that side's own code (the head's Kafka takes
 # SASL/SCRAM only, which the base's clients do not speak): Postgres and Kafka for bench edge
 # and bench cloud; bench bridge starts a broker and a Kafka of its own on either side
-stack() {  # side tree ports... -> "pg_admin_url bootstrap [sasl_user sasl_password]"
+stack() {  # side tree ports... -> "pg_admin_url bootstrap [sasl_user sasl_password_file]"
   local side=$1 tree=$2
   shift 2
   (cd "$tree" && .venv/bin/python - "$STATE/$side" "$@" <<'PYEOF'
@@ -45,7 +45,7 @@ client = getattr(infra, "kafka_client", None)
 if client is not None:
     conn = client("bench")
     if conn.username:
-        line += [conn.username, conn.password or ""]
+        line += [conn.username, conn.password_file or ""]
 print(" ".join(line))
 PYEOF
   )
@@ -65,7 +65,7 @@ PYEOF
 }
 trap stop_stacks EXIT
 read -r BASE_PG BASE_KAFKA < <(stack base "$TREE" 46432 42883 46092 46093)
-read -r HEAD_PG HEAD_KAFKA HEAD_USER HEAD_PASSWORD < <(stack head "$PWD" 47432 43883 47092 47093)
+read -r HEAD_PG HEAD_KAFKA HEAD_USER HEAD_PASSWORD_FILE < <(stack head "$PWD" 47432 43883 47092 47093)
 
 settle() {
   for url in "$BASE_PG" "$HEAD_PG"; do
@@ -83,10 +83,14 @@ one_side() {
   if [ "$side" = head ]; then
     shape=(--shape single) pg=$HEAD_PG kafka=$HEAD_KAFKA
     sasl=(EDGECLOUD_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT EDGECLOUD_KAFKA_SASL_USERNAME="$HEAD_USER"
-          EDGECLOUD_KAFKA_SASL_PASSWORD="$HEAD_PASSWORD")
+          EDGECLOUD_KAFKA_SASL_PASSWORD_FILE="$HEAD_PASSWORD_FILE")
   fi
+  # a result already there (an interrupted comparison) is kept: delete $OUT to start afresh
+  [ -s "$OUT/$side-cloud-$run.json" ] && return 0
+  [ -s "$OUT/$side-edge-$run.json" ] ||
   (cd "$tree" && "$ec" bench edge --runs 1 --database-url "$pg" --json "$OUT/$side-edge-$run.json")
   settle
+  [ -s "$OUT/$side-bridge-$run.json" ] ||
   (cd "$tree" && "$ec" bench bridge --runs 1 --outage-seconds 0 "${shape[@]}" \
     --json "$OUT/$side-bridge-$run.json")
   settle
